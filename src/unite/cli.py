@@ -1,0 +1,60 @@
+"""``python -m unite <command>``: each command lives in its own module.
+
+A command module exposes ``add_arguments(parser)`` and ``run(args)``; the table below maps
+command names to modules so that importing the CLI stays cheap (torch loads only when a
+command runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from unite.errors import UserError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("unite.info", "parameter counts and training FLOPs of a config (meta device)"),
+    "train": ("unite.training", "single-stage joint training (tokenizer + denoiser + decoder)"),
+    "sample": ("unite.sampling", "generate samples with the probability-flow ODE"),
+    "reconstruct": ("unite.reconstruct", "encode and decode a data split"),
+    "prepare": ("unite.data.prepare", "prepare a dataset into a versioned array file"),
+    "evaluate": ("unite.metrics.cli", "metrics for images, molecules or crystals"),
+    "finetune": ("unite.finetune", "GAN decoder fine-tuning (frozen GE)"),
+    "analyze": ("unite.analysis.cli", "alignment, entropy and trajectory analyses"),
+    "tables": ("unite.tables", "assemble results tables beside the paper's numbers"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m unite", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("unite"):
+                p.set_defaults(_missing=str(exc))
+                continue
+            raise
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_missing", None):
+        print(f"error: command '{args.command}' is not available: {args._missing}", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(args._module)
+    try:
+        module.run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

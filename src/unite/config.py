@@ -1,0 +1,331 @@
+"""Experiment configuration: typed sections, YAML loading, ``--set`` overrides, validation.
+
+The dataclasses below *are* the schema: an unknown key, a wrong type or an out-of-range value
+raises :class:`unite.errors.UserError` naming the dotted key, so a typo in a config file
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unite.errors import UserError
+
+
+@dataclass
+class DataConfig:
+    """Where samples come from and how they are shaped."""
+
+    kind: str = "digits"  # digits | imagefolder | qm9 | crystals
+    root: str = ""  # imagefolder root / prepared array file / crystal CSV folder
+    image_size: int = 32
+    num_classes: int = 10
+    hflip: bool = True
+    num_workers: int = 0
+    on_corrupt: str = "error"  # error | skip
+    max_atoms: int = 29
+    subset: int = 0  # 0 = all training examples; >0 = first N (embedded default)
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Generative Encoder and decoder sizes (REFERENCE section 1)."""
+
+    size: str = "tiny"  # tiny | S | B | L | XL (GE)
+    decoder_size: str = "tiny"  # tiny | S | B
+    patch_size: int = 4
+    num_registers: int = 64
+    latent_dim: int = 8
+    weight_sharing: bool = True  # False = separate encoder and denoiser networks
+    in_context_tokens: int = 0  # class tokens prepended from block `in_context_start` on
+    in_context_start: int = 4
+    grad_checkpointing: bool = False
+    # override the registry (0 = use the named size)
+    depth: int = 0
+    width: int = 0
+    heads: int = 0
+    decoder_depth: int = 0
+    decoder_width: int = 0
+    decoder_heads: int = 0
+
+
+@dataclass
+class ReconNoiseConfig:
+    """Noise added to z0 before decoding (paper: gaussian sigma 0.7; authors' code: interp)."""
+
+    mode: str = "gaussian"  # gaussian | interp | none
+    sigma: float = 0.7  # gaussian: z0 + sigma * eps
+    s_min: float = 0.7  # interp: s*z0 + (1-s)*eps, s ~ U[s_min, 1], on `fraction` of the batch
+    fraction: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    """Single-stage joint training (REFERENCE section 2)."""
+
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 64  # global batch (summed over ranks and accumulation)
+    grad_accum: int = 1
+    lr: float = 1e-4
+    min_lr: float = 1e-6
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    muon: bool = True  # Muon for matrix weights, AdamW for the rest
+    grad_clip: float = 3.0
+    ema_decay: float = 0.9978
+    flow_steps_per_recon: int = 14  # F
+    flow_chunk: int = 4  # draws per forward chunk (memory knob; same maths)
+    flow_loss: str = "x"  # x (paper: MSE on x-prediction) | velocity (authors' code)
+    velocity_clamp: float = 0.05
+    time_shift: float = 0.5  # a; 1.0 = no shift
+    stop_gradient: bool = True
+    recon_noise: ReconNoiseConfig = field(default_factory=ReconNoiseConfig)
+    l1_weight: float = 1.0
+    lpips_weight: float = 1.0
+    lpips_pretrained: bool = True  # False: random VGG backbone (tests; offline)
+    flow_weight: float = 1.0
+    label_dropout: float = 0.1
+    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 500
+    eval_every: int = 0  # 0 = only at the end
+
+
+@dataclass
+class SampleConfig:
+    """Defaults for ``unite sample`` (REFERENCE section 3)."""
+
+    solver: str = "heun"  # euler | heun | dopri5
+    steps: int = 50
+    cfg: float = 1.0
+    interval: list[float] = field(default_factory=lambda: [0.1, 1.0])
+    per_class: int = 10
+    batch_size: int = 64
+    atol: float = 1e-6
+    rtol: float = 1e-3
+    use_ema: bool = True
+
+
+@dataclass
+class Config:
+    """One experiment."""
+
+    name: str = "digits"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.kind": ("digits", "imagefolder", "qm9", "crystals"),
+    "data.on_corrupt": ("error", "skip"),
+    "model.size": ("tiny", "S", "B", "L", "XL"),
+    "model.decoder_size": ("tiny", "S", "B"),
+    "train.recon_noise.mode": ("gaussian", "interp", "none"),
+    "train.flow_loss": ("x", "velocity"),
+    "train.precision": ("auto", "fp32", "bf16"),
+    "sample.solver": ("euler", "heun", "dopri5"),
+}
+
+POSITIVE: tuple[str, ...] = (
+    "data.image_size",
+    "model.patch_size",
+    "model.num_registers",
+    "model.latent_dim",
+    "train.steps",
+    "train.batch_size",
+    "train.grad_accum",
+    "train.flow_steps_per_recon",
+    "train.flow_chunk",
+    "train.time_shift",
+    "sample.steps",
+    "sample.per_class",
+    "sample.batch_size",
+)
+
+
+def _fail(key: str, msg: str) -> typing.NoReturn:
+    raise UserError(f"config key '{key}': {msg}")
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    """Check/convert one leaf value against its annotated type."""
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        _fail(key, f"expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            _fail(key, f"expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(float(value)) if float(value).is_integer() else _fail(key, "")
+            except (ValueError, UserError):
+                pass
+        _fail(key, f"expected an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, bool):
+            _fail(key, f"expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        _fail(key, f"expected a number, got {value!r}")
+    if typ is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        _fail(key, f"expected a string, got {value!r}")
+    if origin is list:
+        (item_type,) = typing.get_args(typ)
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, (list, tuple)):
+            _fail(key, f"expected a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value)]
+    raise TypeError(f"unsupported config type {typ} for {key}")  # programming error
+
+
+def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
+    """Merge a nested dict into a dataclass instance, validating keys and types."""
+    if not isinstance(updates, dict):
+        _fail(prefix.rstrip(".") or "<root>", f"expected a mapping, got {updates!r}")
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    for key, value in updates.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            _fail(dotted, f"unknown key{hint}; valid keys here: {', '.join(names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, dotted + ".")
+        else:
+            setattr(obj, key, _coerce(dotted, value, hints[key]))
+
+
+def get_key(cfg: Config, dotted: str) -> Any:
+    obj: Any = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def validate(cfg: Config) -> Config:
+    """Range and choice checks that types alone cannot express."""
+    for key, allowed in CHOICES.items():
+        value = get_key(cfg, key)
+        if value not in allowed:
+            _fail(key, f"{value!r} is not one of {', '.join(allowed)}")
+    for key in POSITIVE:
+        if get_key(cfg, key) <= 0:
+            _fail(key, f"must be > 0, got {get_key(cfg, key)}")
+    t = cfg.train
+    if t.batch_size % t.grad_accum:
+        _fail("train.grad_accum", f"must divide train.batch_size ({t.batch_size})")
+    for key in ("train.label_dropout", "train.recon_noise.fraction"):
+        if not 0.0 <= get_key(cfg, key) <= 1.0:
+            _fail(key, "must lie in [0, 1]")
+    if not 0.0 <= t.recon_noise.s_min <= 1.0:
+        _fail("train.recon_noise.s_min", "must lie in [0, 1]")
+    if not 0.0 <= t.ema_decay < 1.0:
+        _fail("train.ema_decay", "must lie in [0, 1)")
+    lo_hi = cfg.sample.interval
+    if len(lo_hi) != 2 or not 0.0 <= lo_hi[0] <= lo_hi[1] <= 1.0:
+        _fail("sample.interval", f"expected [lo, hi] with 0 <= lo <= hi <= 1, got {lo_hi}")
+    m = cfg.model
+    if cfg.data.kind in ("digits", "imagefolder"):
+        if cfg.data.image_size % m.patch_size:
+            _fail("model.patch_size", f"must divide data.image_size ({cfg.data.image_size})")
+        grid = (cfg.data.image_size // m.patch_size) ** 2
+        if m.num_registers != grid:
+            _fail(
+                "model.num_registers",
+                f"the image decoder maps one register to one patch, so it must equal "
+                f"(image_size / patch_size)^2 = {grid}, got {m.num_registers}",
+            )
+    return cfg
+
+
+def parse_set(assignments: list[str] | None) -> dict:
+    """Turn ``["train.lr=3e-4", "model.size=B"]`` into a nested dict."""
+    nested: dict = {}
+    for item in assignments or []:
+        if "=" not in item:
+            raise UserError(f"--set expects key.sub=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def from_dict(data: dict | None, overrides: list[str] | None = None) -> Config:
+    cfg = Config()
+    _merge(cfg, data or {})
+    _merge(cfg, parse_set(overrides))
+    return validate(cfg)
+
+
+def load(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (``inherit:`` may name a base file), apply overrides, validate."""
+    data: dict = {}
+    if path is not None:
+        data = _read_yaml(Path(path))
+    return from_dict(data, overrides)
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    if not path.exists():
+        raise UserError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise UserError(f"config inheritance loop at {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: top level must be a mapping")
+    base = data.pop("inherit", None)
+    if base:
+        parent = _read_yaml((path.parent / base), seen + (path.resolve(),))
+        data = deep_update(parent, data)
+    return data
+
+
+def deep_update(base: dict, new: dict) -> dict:
+    out = dict(base)
+    for k, v in new.items():
+        out[k] = deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def dump(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,53 @@
+"""What differs between images and atoms, in one place: the reconstruction loss and how decoder
+output becomes the arrays written to a sample file. Training, sampling and reconstruction
+call these and stay modality-agnostic."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from unite.config import Config
+from unite.models.registry import ATOM_KINDS, IMAGE_KINDS
+
+
+def is_image(cfg: Config) -> bool:
+    return cfg.data.kind in IMAGE_KINDS
+
+
+def is_atoms(cfg: Config) -> bool:
+    return cfg.data.kind in ATOM_KINDS
+
+
+def to_device(x, device):
+    if isinstance(x, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
+    return x.to(device, non_blocking=True)
+
+
+def batch_size_of(x) -> int:
+    return next(iter(x.values())).shape[0] if isinstance(x, dict) else x.shape[0]
+
+
+def images_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def decoded_to_arrays(cfg: Config, decoded) -> dict[str, np.ndarray]:
+    """Decoder output -> the sample-file fields (images, or atom arrays of the issue's formats)."""
+    if is_image(cfg):
+        return {"images": images_to_uint8(decoded)}
+    from unite.models.atoms import to_sample_arrays
+
+    return to_sample_arrays(cfg, decoded)
+
+
+def batch_to_arrays(cfg: Config, x) -> dict[str, np.ndarray]:
+    """A data batch (ground truth) -> the same sample-file fields, for reference files."""
+    if is_image(cfg):
+        return {"images": images_to_uint8(x)}
+    from unite.models.atoms import batch_to_sample_arrays
+
+    return batch_to_sample_arrays(cfg, x)
