@@ -77,12 +77,10 @@ def _input_and_decoder(cfg: Config, width: int) -> tuple[nn.Module, nn.Module]:
     raise ValueError(f"unknown data kind {d.kind}")
 
 
-def build_ge(cfg: Config, with_input: bool = True) -> tuple[GenerativeEncoder, nn.Module]:
-    size = ge_size(cfg)
-    embed, decoder = _input_and_decoder(cfg, size.width)
-    m = cfg.model
-    ge = GenerativeEncoder(
-        embed if with_input else None,
+def build_ge(cfg: Config, input_embed: nn.Module | None) -> GenerativeEncoder:
+    size, m = ge_size(cfg), cfg.model
+    return GenerativeEncoder(
+        input_embed,
         depth=size.depth,
         width=size.width,
         heads=size.heads,
@@ -93,13 +91,12 @@ def build_ge(cfg: Config, with_input: bool = True) -> tuple[GenerativeEncoder, n
         in_context_start=m.in_context_start,
         grad_checkpointing=m.grad_checkpointing,
     )
-    return ge, decoder
 
 
 def build_model(cfg: Config) -> UNITE:
     """The full model for a config; call under ``torch.device('meta')`` to count parameters."""
-    encoder, decoder = build_ge(cfg)
-    denoiser = None
-    if not cfg.model.weight_sharing:
-        denoiser, _ = build_ge(cfg, with_input=False)
+    embed, decoder = _input_and_decoder(cfg, ge_size(cfg).width)
+    encoder = build_ge(cfg, embed)
+    # the ablation's denoiser never sees inputs, so it gets no input embedder
+    denoiser = None if cfg.model.weight_sharing else build_ge(cfg, None)
     return UNITE(encoder, decoder, denoiser)
