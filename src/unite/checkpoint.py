@@ -1,0 +1,73 @@
+"""Checkpoints: atomic writes and the one loader every downstream command uses.
+
+A checkpoint is a ``torch.save`` dict with keys ``model``, ``ema`` (UNITE state dicts),
+``optimizers`` (list of optimizer state dicts), ``scheduler``, ``step``, ``rng``, ``config``
+(``config.to_dict``) and ``meta`` (e.g. ``{"fine_tuned": False}``).
+
+Writes go to a temporary file in the destination folder followed by ``os.replace``: a run
+killed mid-save leaves either the previous complete file or the new complete file, never a
+truncated one (``os.replace`` is atomic within one file system).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unite import config as config_mod
+from unite.errors import UserError
+
+REQUIRED_KEYS = ("model", "config")
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint dict; a missing or unreadable file is a :class:`UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        # weights_only=False: the dict holds RNG states and plain Python config values
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # any unpickling failure means a bad file
+        raise UserError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
+        raise UserError(f"{path} is not a UNITE checkpoint (needs keys {REQUIRED_KEYS})")
+    return ckpt
+
+
+def load_model(path: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"):
+    """Rebuild the model of a checkpoint -> ``(model.eval(), cfg, meta)``.
+
+    ``use_ema`` picks the EMA weights (what evaluation uses) when the file has them.
+    ``meta`` is ``{"step": int, **ckpt["meta"]}``.
+    """
+    from unite.models import build_model
+
+    ckpt = read(path, map_location="cpu")
+    cfg = config_mod.from_dict(ckpt["config"])
+    model = build_model(cfg)
+    weights = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
+    model.load_state_dict(weights)
+    meta = {"step": int(ckpt.get("step", 0)), **(ckpt.get("meta") or {})}
+    return model.to(device).eval(), cfg, meta
