@@ -1,0 +1,423 @@
+"""``python -m unite tables``: the paper's Tables 1-6 with our numbers beside them.
+
+The paper's numbers live in one dict, :data:`PAPER` (REFERENCE section 5). Our numbers come
+from the metric JSON files the evaluators write (experiment, kind, metrics, scale, flags),
+found under ``--results``: the workflow writes them as ``RESULTS/<experiment>/metrics/<source>.json``
+with ``<source>`` = ``gen_<protocol>``, ``recon_trained``, ``recon_finetuned`` or ``cfg_sweep``.
+
+A paper row names the *role* it plays (``unite-b``, ``unite-b-separate``, ...: the names of the
+paper configs). Which of our experiments fills a role is ``--role ROLE=EXPERIMENT`` (the
+embedded default lets the digits run stand in for UNITE-B); without one, the experiment of
+the same name. Every row says at which scale ours was obtained, because a digits run next to
+an ImageNet number is a different experiment, not a failed reproduction. A role nobody ran
+reads "not run"; a fine-tuning row whose checkpoint was passed through reads "not fine-tuned".
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unite.errors import UserError
+
+TABLE_FORMATS = ("md", "csv", "tex")
+NOT_RUN = "not run"
+NOT_FINE_TUNED = "not fine-tuned"
+PRIMARY = "primary"  # a row's source "gen_primary" means the --primary sampling protocol
+
+# The paper's numbers (arXiv 2603.22283; REFERENCE section 5). Per table: a title, the metric
+# columns (key in our metric files -> header), and rows: label, role (None = a baseline we do
+# not run), the metric file it reads ("source"), the paper's values; `needs_finetune` rows
+# only count a checkpoint that was really fine-tuned.
+PAPER: dict = {
+    "table1_generation": {
+        "title": "Table 1: ImageNet 256x256 class-conditional generation (gFID lower is better)",
+        "columns": {"fid": "gFID", "is": "IS"},
+        "rows": [
+            {"row": "UNITE-B", "role": "unite-b", "source": "gen_primary",
+             "paper": {"fid": 2.12, "is": 294.1}},
+            {"row": "UNITE-L", "role": "unite-l", "source": "gen_primary",
+             "paper": {"fid": 1.73, "is": 296.0}},
+            {"row": "UNITE-XL", "role": "unite-xl", "source": "gen_primary",
+             "paper": {"fid": 1.75, "is": 309.9}},
+            {"row": "JiT-B/16 (single-stage baseline)", "paper": {"fid": 3.66, "is": 275.1}},
+            {"row": "DiT-XL/2 (SD-VAE)", "paper": {"fid": 2.27, "is": 278.2}},
+            {"row": "SiT-XL/2 (SD-VAE)", "paper": {"fid": 2.06, "is": 277.5}},
+            {"row": "REPA-B (SD-VAE, DINOv2)", "paper": {"fid": 2.15, "is": 268.3}},
+        ],
+        "note": "Paper: dopri5, best CFG scale of a 1.0-4.0 sweep, 50K class-balanced samples, "
+        "Inception features against the ImageNet train set.",
+    },
+    "table2_reconstruction": {
+        "title": "Table 2: ImageNet 256x256 reconstruction (rFID lower is better; UNITE rows "
+        "at 120 epochs)",
+        "columns": {"rfid": "rFID", "psnr": "PSNR", "lpips": "LPIPS"},
+        "rows": [
+            {"row": "UNITE-B", "role": "unite-b-120ep", "source": "recon_trained",
+             "paper": {"rfid": 1.01}},
+            {"row": "UNITE-B + GAN decoder fine-tuning", "role": "unite-b-120ep",
+             "source": "recon_finetuned", "needs_finetune": True, "paper": {"rfid": 0.51}},
+            {"row": "UNITE-B, separate weights", "role": "unite-b-separate",
+             "source": "recon_trained", "paper": {"rfid": 1.38}},
+            {"row": "ViTok-B/16 (no adversarial loss)", "paper": {"rfid": 1.63}},
+            {"row": "SD-VAE (adversarial loss)", "paper": {"rfid": 0.62}},
+        ],
+        "note": "Paper: 50K ImageNet val images, center-cropped; GAN fine-tuning trains the "
+        "decoder only, 16 epochs, GE frozen.",
+    },
+    "table3_qm9": {
+        "title": "Table 3: QM9 molecules: reconstruction (match, RMSD) and generation (valid, "
+        "unique)",
+        "columns": {"match_rate": "Match %", "rmsd": "RMSD (A)", "validity": "Valid %",
+                    "uniqueness": "Unique %"},
+        "rows": [
+            {"row": "UNITE-S", "role": "unite-s-qm9", "source": ["recon_trained", "gen_primary"],
+             "paper": {"match_rate": 99.37, "rmsd": 0.039, "validity": 94.90,
+                       "uniqueness": 99.71}},
+            {"row": "ADiT tokenizer", "paper": {"match_rate": 97.20, "rmsd": 0.075}},
+            {"row": "ADiT-S, QM9 only", "paper": {"validity": 96.02, "uniqueness": 97.76}},
+            {"row": "GeoLDM", "paper": {"validity": 93.8, "uniqueness": 92.9}},
+            {"row": "EDM", "paper": {"validity": 91.9, "uniqueness": 90.7}},
+        ],
+        "note": "Paper: 10,000 generated molecules; validity = RDKit sanitises the OpenBabel "
+        "bond perception; uniqueness over valid canonical SMILES.",
+    },
+    "table4_protocol": {
+        "title": "Table 4: evaluation protocol, same UNITE-B checkpoint (240 epochs)",
+        "columns": {"fid": "gFID", "is": "IS", "nfe": "NFE"},
+        "rows": [
+            {"row": "Heun, 50 steps, balanced classes", "role": "unite-b",
+             "source": "gen_heun-balanced", "paper": {"fid": 2.789, "is": 287.6, "nfe": 100}},
+            {"row": "dopri5 (adaptive), balanced classes", "role": "unite-b",
+             "source": "gen_dopri5-balanced", "paper": {"fid": 2.735, "is": 268.1, "nfe": 108}},
+            {"row": "dopri5 (adaptive), random classes", "role": "unite-b",
+             "source": "gen_dopri5-random", "paper": {"fid": 2.885, "is": 274.7, "nfe": 108}},
+        ],
+        "note": "Paper: dopri5 needs about 108 NFE per sample (estimated from wall-clock).",
+    },
+    "table5_mp20": {
+        "title": "Table 5: MP20 crystals, 10K generated samples (validity %) and tokenizer "
+        "match rate",
+        "columns": {"struct_validity": "Struct. %", "comp_validity": "Comp. %",
+                    "validity": "Overall %", "match_rate": "Match %"},
+        "rows": [
+            {"row": "UNITE-S (single-stage)", "role": "unite-s-mp20",
+             "source": ["gen_primary", "recon_trained"],
+             "paper": {"struct_validity": 99.0, "comp_validity": 89.9, "validity": 87.9,
+                       "match_rate": 75.7}},
+            {"row": "ADiT tokenizer", "paper": {"match_rate": 84.50}},
+            {"row": "ADiT MP20-only, DiT-B (two-stage)",
+             "paper": {"struct_validity": 99.6, "comp_validity": 90.5, "validity": 90.1}},
+            {"row": "ADiT joint, DiT-B (two-stage)",
+             "paper": {"struct_validity": 99.7, "comp_validity": 92.1, "validity": 91.9}},
+        ],
+        "note": "Paper: StructureMatcher(stol=0.5, ltol=0.3, angle_tol=10); structural "
+        "validity = all distances > 0.5 A and volume > 0.1 A^3; compositional = SMACT.",
+    },
+    "table6_ablations": {
+        "title": "Table 6 and Sec. 4: ablations on ImageNet 256 (UNITE-B, 120 epochs)",
+        "columns": {"fid": "gFID", "rfid": "rFID", "is": "IS"},
+        "rows": [
+            {"row": "recon noise s_min 0.0 (full noise range)", "role": "unite-b-noise0.0",
+             "paper": {"fid": 2.87, "rfid": 1.09, "is": 281.1}},
+            {"row": "recon noise s_min 0.6", "role": "unite-b-noise0.6",
+             "paper": {"fid": 2.80, "rfid": 1.21, "is": 267.1}},
+            {"row": "recon noise s_min 0.7 (default)", "role": "unite-b-noise0.7",
+             "paper": {"fid": 2.71, "rfid": 1.01, "is": 282.2}},
+            {"row": "recon noise s_min 0.8", "role": "unite-b-noise0.8",
+             "paper": {"fid": 2.87, "rfid": 1.42, "is": 292.1}},
+            {"row": "recon noise 1.0 (no augmentation)", "role": "unite-b-noise-none",
+             "paper": {"fid": 6.58, "rfid": 1.60, "is": 275.7}},
+            {"row": "time shift: none", "role": "unite-b-shift-none",
+             "paper": {"fid": 3.14, "rfid": 1.41, "is": 267.1}},
+            {"row": "time shift a = 0.5 (default)", "role": "unite-b-120ep",
+             "paper": {"fid": 2.71, "rfid": 1.01, "is": 282.2}},
+            {"row": "time shift a = 0.75", "role": "unite-b-shift0.75",
+             "paper": {"fid": 2.93, "rfid": 1.26, "is": 278.0}},
+            {"row": "separate weights, stop-gradient", "role": "unite-b-separate",
+             "paper": {"fid": 2.60, "rfid": 1.30}},
+            {"row": "separate weights, no stop-gradient", "role": "unite-b-separate-nostopgrad",
+             "paper": {"fid": 2.24, "rfid": 0.85}},
+            {"row": "shared weights, no stop-gradient", "role": "unite-b-nostopgrad",
+             "paper": {}},
+            {"row": "shared weights, stop-gradient (UNITE)", "role": "unite-b",
+             "paper": {"fid": 2.12, "rfid": 1.1}},
+            {"row": "1 flow step per reconstruction (Fig. 5)", "role": "unite-b-flow1",
+             "paper": {"fid": 3.33}},
+        ],
+        "source": ["gen_primary", "recon_trained"],
+        "note": "Recon-noise rows follow the paper's Table 6 labels (0.0 = full noise range, "
+        "1.0 = no augmentation), i.e. the interpolation s*z0 + (1-s)*eps with s ~ U[s_min, 1]. "
+        "Stop-gradient rows: paper Sec. 4 (no number is given for shared weights without "
+        "stop-gradient). Fig. 5: gFID 3.33 -> 2.12 as flow steps per reconstruction grow 14x.",
+    },
+}
+
+TABLE_STEMS = tuple(PAPER)
+
+# Metric keys as the evaluators write them: image metrics measured with the digits
+# classifier carry a suffix, so they are never mistaken for Inception numbers.
+FEATURE_SUFFIXES = {"": None, "_digits": "digits-classifier features, not Inception"}
+
+SCALE_KEYS = (
+    ("dataset", "{}"),
+    ("model_size", "model {}"),
+    ("train_steps", "{} steps"),
+    ("epochs", "{} epochs"),
+    ("num_samples", "{} samples"),
+    ("num_inputs", "{} inputs"),
+    ("solver", "{}"),
+    ("steps", "{} solver steps"),
+    ("nfe", "NFE {}"),
+    ("cfg", "cfg {}"),
+)
+
+
+# -- reading our results ----------------------------------------------------------------------
+@dataclass
+class Result:
+    """One metric file: where it came from and what it says."""
+
+    experiment: str
+    source: str
+    kind: str
+    metrics: dict
+    scale: dict
+    flags: list = field(default_factory=list)
+    path: str = ""
+
+
+def source_of(path: Path) -> str:
+    return path.stem
+
+
+def experiment_of(path: Path, record: dict) -> str:
+    """The workflow's experiment name: RESULTS/<experiment>/metrics/<source>.json."""
+    if path.parent.name == "metrics":
+        return path.parent.parent.name
+    return str(record.get("experiment", path.parent.name))
+
+
+def read_results(results_dir: str | Path) -> dict[tuple[str, str], Result]:
+    """Every metric file under ``results_dir``, keyed by (experiment, source)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise UserError(f"--results {root}: no such folder")
+    found: dict[tuple[str, str], Result] = {}
+    for path in sorted(root.rglob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(record, dict) or not {"kind", "metrics"} <= record.keys():
+            continue
+        res = Result(
+            experiment=experiment_of(path, record),
+            source=source_of(path),
+            kind=str(record["kind"]),
+            metrics=record.get("metrics") or {},
+            scale=record.get("scale") or {},
+            flags=list(record.get("flags") or []),
+            path=str(path),
+        )
+        found[(res.experiment, res.source)] = res
+    return found
+
+
+# -- formatting -------------------------------------------------------------------------------
+def fmt_number(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        if value != 0 and abs(value) < 0.01:
+            return f"{value:.2e}"
+        return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:.2f}"
+    return str(value)
+
+
+def describe_scale(results: list[Result]) -> str:
+    """The scale our number was obtained at: dataset, model, steps, samples, solver ..."""
+    parts: list[str] = []
+    for res in results:
+        for key, template in SCALE_KEYS:
+            value = res.scale.get(key)
+            if value in (None, "", []):
+                continue
+            text = template.format(fmt_number(value) if not isinstance(value, str) else value)
+            if text not in parts:
+                parts.append(text)
+        if res.scale.get("fine_tuned") is False and NOT_FINE_TUNED not in parts:
+            parts.append(NOT_FINE_TUNED)
+        if res.scale.get("random_labels") and "random labels" not in parts:
+            parts.append("random labels")
+    return ", ".join(parts)
+
+
+def lookup(res: Result, key: str) -> tuple[object, str | None]:
+    """Our value for a column: a metric (an image metric may carry the digits-feature
+    suffix), else a scale entry such as the solver's NFE."""
+    for suffix, note in FEATURE_SUFFIXES.items():
+        if res.metrics.get(key + suffix) is not None:
+            return res.metrics[key + suffix], note
+    return res.scale.get(key), None
+
+
+# -- assembling -------------------------------------------------------------------------------
+@dataclass
+class Line:
+    """One output row: the paper's values and ours for each column."""
+
+    row: str
+    role: str
+    experiment: str
+    paper: dict
+    ours: dict
+    scale: str
+    notes: list
+
+
+def sources_for(row: dict, table: dict, primary: str) -> list[str]:
+    sources = row.get("source", table.get("source", "gen_primary"))
+    sources = [sources] if isinstance(sources, str) else list(sources)
+    return [s.replace(PRIMARY, primary) if s.endswith(PRIMARY) else s for s in sources]
+
+
+def build_table(stem: str, results: dict, roles: dict[str, str], primary: str) -> list[Line]:
+    table = PAPER[stem]
+    lines = []
+    for row in table["rows"]:
+        role = row.get("role")
+        paper = {k: row["paper"].get(k) for k in table["columns"]}
+        if role is None:
+            lines.append(Line(row["row"], "", "", paper, {}, "paper baseline (not run here)", []))
+            continue
+        experiment = roles.get(role, role)
+        found = [results[(experiment, s)] for s in sources_for(row, table, primary)
+                 if (experiment, s) in results]
+        ours: dict = {}
+        notes: list[str] = []
+        if not found:
+            ours = dict.fromkeys(table["columns"], NOT_RUN)
+        elif row.get("needs_finetune") and not all(r.scale.get("fine_tuned") for r in found):
+            ours = dict.fromkeys(table["columns"], NOT_FINE_TUNED)
+        else:
+            for key in table["columns"]:
+                value = None
+                for res in found:
+                    value, note = lookup(res, key)
+                    if value is not None:
+                        if note and note not in notes:
+                            notes.append(note)
+                        break
+                ours[key] = value
+        for res in found:
+            notes.extend(f for f in res.flags if f not in notes)
+        lines.append(Line(row["row"], role, experiment if found else "", paper, ours,
+                          describe_scale(found), notes))
+    return lines
+
+
+def cell(value) -> str:
+    return value if isinstance(value, str) else fmt_number(value)
+
+
+def header(stem: str) -> list[str]:
+    cols = PAPER[stem]["columns"]
+    return ["Row", "Ours from"] + [f"{h} {who}" for h in cols.values() for who in ("paper", "ours")] + [
+        "Scale of ours", "Notes"]
+
+
+def row_cells(stem: str, line: Line) -> list[str]:
+    cells = [line.row, line.experiment or "-"]
+    for key in PAPER[stem]["columns"]:
+        cells += [cell(line.paper.get(key)), cell(line.ours.get(key)) if line.role else "-"]
+    return cells + [line.scale or "-", "; ".join(line.notes)]
+
+
+def to_markdown(stem: str, lines: list[Line]) -> str:
+    head = header(stem)
+    esc = [[c.replace("|", "\\|") for c in row_cells(stem, ln)] for ln in lines]
+    out = [f"### {PAPER[stem]['title']}", "", "| " + " | ".join(head) + " |",
+           "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in esc]
+    out += ["", PAPER[stem]["note"], ""]
+    return "\n".join(out)
+
+
+def to_csv(stem: str, lines: list[Line], path: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header(stem))
+        for ln in lines:
+            writer.writerow(row_cells(stem, ln))
+
+
+def latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                 ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("~", r"\~{}"),
+                 ("^", r"\^{}")):
+        text = text.replace(a, b) if a != "\\" else text.replace(a, "\0")
+    return text.replace("\0", r"\textbackslash{}")
+
+
+def to_latex(stem: str, lines: list[Line]) -> str:
+    head = header(stem)[:-1]  # notes stay in the Markdown/CSV versions
+    out = [f"% {PAPER[stem]['title']}", r"\begin{tabular}{l" + "l" * (len(head) - 1) + "}",
+           r"\toprule", " & ".join(latex_escape(h) for h in head) + r" \\", r"\midrule"]
+    for ln in lines:
+        out.append(" & ".join(latex_escape(c) for c in row_cells(stem, ln)[:-1]) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(out)
+
+
+def write_tables(results_dir, out_dir, roles: dict[str, str], primary: str) -> list[Path]:
+    results = read_results(results_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem in TABLE_STEMS:
+        lines = build_table(stem, results, roles, primary)
+        (out / f"{stem}.md").write_text(to_markdown(stem, lines))
+        to_csv(stem, lines, out / f"{stem}.csv")
+        (out / f"{stem}.tex").write_text(to_latex(stem, lines))
+        written += [out / f"{stem}.{fmt}" for fmt in TABLE_FORMATS]
+    return written
+
+
+# -- CLI --------------------------------------------------------------------------------------
+def parse_roles(items: list[str]) -> dict[str, str]:
+    known = {row["role"] for t in PAPER.values() for row in t["rows"] if row.get("role")}
+    roles = {}
+    for item in items:
+        role, sep, experiment = item.partition("=")
+        if not sep or not role or not experiment:
+            raise UserError(f"--role expects ROLE=EXPERIMENT, got {item!r}")
+        if role not in known:
+            raise UserError(f"--role {item}: unknown role {role!r}; roles: {', '.join(sorted(known))}")
+        roles[role] = experiment
+    return roles
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", required=True, help="folder searched for metric JSON files")
+    parser.add_argument("--out", required=True, help="output folder for the tables")
+    parser.add_argument("--role", action="append", default=[], metavar="ROLE=EXPERIMENT",
+                        help="our experiment that fills a paper row's role (repeatable)")
+    parser.add_argument("--primary", default="heun-balanced",
+                        help="sampling protocol whose metrics fill Tables 1, 3, 5 and 6")
+
+
+def run(args: argparse.Namespace) -> None:
+    written = write_tables(args.results, args.out, parse_roles(args.role), args.primary)
+    print(f"tables: wrote {len(written)} files to {args.out}", file=sys.stderr)

@@ -1,0 +1,48 @@
+# The paper's Sec. 4 analyses (alignment, weight entropy, denoising trajectory) and the
+# training curves (Fig. 4 analogue).
+
+
+rule analyze:
+    input:
+        lambda wc: model_checkpoint(wc.exp),
+    output:
+        json=f"{RESULTS}/{{exp}}/analysis/{{analysis}}.json",
+        png=report(
+            f"{RESULTS}/{{exp}}/analysis/{{analysis}}.png",
+            caption="../report/analysis.rst",
+            category="Analyses",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "analysis": "{analysis}"},
+        ),
+    log:
+        log("analyze", "exp", "analysis"),
+    benchmark:
+        bench("analyze", "exp", "analysis")
+    threads: threads_for("analyze")
+    resources:
+        **res("analyze"),
+    shell:
+        "{PYTHON} -m unite analyze {wildcards.analysis} --ckpt {input:q} --out {output.json:q} "
+        "--png {output.png:q} > {log} 2>&1"
+
+
+rule loss_curves:
+    input:
+        f"{RESULTS}/{{exp}}/train_metrics.jsonl",
+    output:
+        json=f"{RESULTS}/{{exp}}/analysis/curves.json",
+        png=report(
+            f"{RESULTS}/{{exp}}/figures/loss_curves.png",
+            caption="../report/loss_curves.rst",
+            category="Figures",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "figure": "loss curves"},
+        ),
+    log:
+        log("loss_curves", "exp"),
+    threads: threads_for("figures")
+    resources:
+        **res("figures"),
+    shell:
+        "{PYTHON} -m unite analyze curves --metrics {input:q} --out {output.json:q} "
+        "--png {output.png:q} > {log} 2>&1"

@@ -1,0 +1,356 @@
+# Config validation, the experiment table and the helpers the rules share. Rules stay thin:
+# every job runs one `python -m unite ...` command; all logic lives in src/unite.
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+from snakemake.exceptions import WorkflowError
+
+import unite.config
+from unite.errors import UserError
+from unite.tables import TABLE_STEMS, TABLE_FORMATS
+
+# data.kind -> suffix of the prepared file, and the kind of metrics a dataset gets
+PREPARED_SUFFIX = {"digits": "npz", "imagefolder": "json", "qm9": "npz", "crystals": "npz"}
+MODALITY = {"digits": "images", "imagefolder": "images", "qm9": "molecules", "crystals": "crystals"}
+
+# -- validation -----------------------------------------------------------------------------
+def _with_defaults(validator_class):
+    """A validator that fills `default:` values of the schema while it checks (jsonschema FAQ)."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(key, yaml.safe_load(yaml.safe_dump(sub["default"])))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def check_workflow_config(cfg: dict, schema_file: str) -> None:
+    """Validate against the schema and name the offending key: a typo never runs silently."""
+    schema = yaml.safe_load(Path(schema_file).read_text())
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(map(str, e.path))
+    )
+    if errors:
+        lines = [f"config key '{_key(e.absolute_path)}': {e.message}" for e in errors]
+        raise WorkflowError("invalid workflow config\n  " + "\n  ".join(lines))
+    _with_defaults(Draft202012Validator)(schema).validate(cfg)
+
+
+EXPERIMENT_FALLBACK = {
+    "set": [],
+    "stands_for": [],
+    "protocols": [],
+    "shards": 1,
+    "per_class": 0,
+    "num_samples": 0,
+    "recon_limit": 0,
+    "finetune": True,
+    "cfg_sweep": False,
+    "analyses": [],
+}
+
+
+def experiment_table(cfg: dict) -> dict:
+    """Experiments with experiment_defaults merged in, checked against datasets/protocols."""
+    table = {}
+    for name, spec in cfg["experiments"].items():
+        merged = {**EXPERIMENT_FALLBACK, **cfg.get("experiment_defaults", {}), **spec}
+        for key in ("config", "dataset"):
+            if key not in merged:
+                raise WorkflowError(f"config key 'experiments.{name}.{key}': required")
+        if merged["dataset"] not in cfg["datasets"]:
+            raise WorkflowError(
+                f"config key 'experiments.{name}.dataset': {merged['dataset']!r} is not one of "
+                f"the datasets ({', '.join(cfg['datasets'])})"
+            )
+        protocols = [cfg["sampling"]["primary"]] + merged["protocols"]
+        merged["protocols"] = list(dict.fromkeys(protocols))
+        for p in merged["protocols"]:
+            if p not in cfg["sampling"]["protocols"]:
+                raise WorkflowError(
+                    f"config key 'experiments.{name}.protocols': {p!r} is not one of "
+                    f"sampling.protocols ({', '.join(cfg['sampling']['protocols'])})"
+                )
+        if "trajectory" in merged["analyses"] and MODALITY.get(
+            _kind(merged["config"], merged["set"])
+        ) != "images":
+            raise WorkflowError(
+                f"config key 'experiments.{name}.analyses': trajectory draws decoded images; "
+                "it needs an image experiment"
+            )
+        table[name] = merged
+    return table
+
+
+def _kind(path: str, overrides: list) -> str:
+    return library_config(path, overrides, "config").data.kind
+
+
+def library_config(path: str, overrides: list, where: str):
+    """Load and validate a library config now, so a bad value stops the run before any job."""
+    try:
+        return unite.config.load(path, overrides)
+    except UserError as exc:
+        raise WorkflowError(f"{where}: {path}: {exc}") from None
+
+
+# -- the tables everything below reads ------------------------------------------------------
+check_workflow_config(config, str(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
+RESULTS = config["results"].rstrip("/")
+PYTHON = config.get("python") or sys.executable
+EXPERIMENTS = experiment_table(config)
+DATASETS = config["datasets"]
+PROTOCOLS = config["sampling"]["protocols"]
+PRIMARY = config["sampling"]["primary"]
+DATA_CFG = {
+    name: library_config(d["config"], d.get("set", []), f"config key 'datasets.{name}.config'")
+    for name, d in DATASETS.items()
+}
+LIB = {
+    name: library_config(e["config"], e["set"], f"config key 'experiments.{name}'")
+    for name, e in EXPERIMENTS.items()
+}
+
+
+def modality(exp: str) -> str:
+    return MODALITY[LIB[exp].data.kind]
+
+
+def image_experiments() -> list:
+    return [e for e in EXPERIMENTS if modality(e) == "images"]
+
+
+wildcard_constraints:
+    exp="|".join(map(re.escape, EXPERIMENTS)),
+    dataset="|".join(map(re.escape, DATASETS)),
+    protocol="|".join(map(re.escape, PROTOCOLS)),
+    stage="trained|finetuned",
+    shard=r"\d+",
+    nshards=r"\d+",
+    analysis="alignment|entropy|trajectory",
+
+
+# -- paths ----------------------------------------------------------------------------------
+def log(rule_name: str, *wildcards: str) -> str:
+    return f"{RESULTS}/logs/{rule_name}/" + "-".join("{" + w + "}" for w in wildcards) + ".log"
+
+
+def bench(rule_name: str, *wildcards: str) -> str:
+    return f"{RESULTS}/benchmarks/{rule_name}/" + "-".join("{" + w + "}" for w in wildcards) + ".tsv"
+
+
+def prepared_path(dataset: str) -> str:
+    return f"{RESULTS}/data/{dataset}.{PREPARED_SUFFIX[DATA_CFG[dataset].data.kind]}"
+
+
+def run_dir(exp: str) -> str:
+    """Training's own folder: not a Snakemake output, so a re-submitted job finds last.pt."""
+    return f"{RESULTS}/{exp}/run"
+
+
+def checkpoint(exp: str, stage: str) -> str:
+    return f"{RESULTS}/{exp}/checkpoints/{stage}.pt"
+
+
+def model_checkpoint(exp: str) -> str:
+    """The checkpoint that samples are drawn from: fine-tuned when the stage is on."""
+    return checkpoint(exp, "finetuned" if EXPERIMENTS[exp]["finetune"] else "trained")
+
+
+def recon_stages(exp: str) -> list:
+    return ["trained", "finetuned"] if EXPERIMENTS[exp]["finetune"] else ["trained"]
+
+
+def samples(exp: str, protocol: str) -> str:
+    return f"{RESULTS}/{exp}/samples/{protocol}.npz"
+
+
+def metric(exp: str, name: str) -> str:
+    return f"{RESULTS}/{exp}/metrics/{name}.json"
+
+
+def reference_stats(dataset: str) -> str:
+    return f"{RESULTS}/reference/{dataset}-{config['evaluation']['image_features']}-stats.npz"
+
+
+def classifier(dataset: str) -> str:
+    return f"{RESULTS}/reference/{dataset}-classifier.pt"
+
+
+def asset_path(name: str) -> str:
+    """A configured local file, else where the login-node fetch rule puts the download."""
+    asset = config["assets"].get(name)
+    if asset is None:
+        raise WorkflowError(f"config key 'assets.{name}': required by this configuration")
+    if asset["path"]:
+        return asset["path"]
+    if not asset.get("url"):
+        raise WorkflowError(f"config key 'assets.{name}': set `path` (local file) or `url`")
+    return asset.get("dest") or f"{RESULTS}/assets/{name}/{Path(asset['url']).name}"
+
+
+def fetched_assets() -> dict:
+    """Assets the login node downloads: a url and no local path configured."""
+    return {n: a for n, a in config["assets"].items() if not a["path"] and a.get("url")}
+
+
+def torch_home_prefix() -> str:
+    """LPIPS finds torchvision's VGG16 weights under $TORCH_HOME/hub/checkpoints/."""
+    if "vgg16_weights" not in config["assets"]:
+        return ""
+    home = Path(asset_path("vgg16_weights")).parent.parent.parent
+    return f"TORCH_HOME={shlex.quote(str(home))} "
+
+
+# -- command-line pieces --------------------------------------------------------------------
+def set_args(items: list) -> str:
+    return " ".join(f"--set {shlex.quote(s)}" for s in items)
+
+
+def data_input(dataset: str) -> list:
+    """The prepared file a job reads (none when the dataset is read in place)."""
+    return [prepared_path(dataset)] if DATASETS[dataset]["prepare"] else []
+
+
+def data_root_args(dataset: str) -> str:
+    """Point the library at the prepared file (it becomes data.root), when there is one."""
+    if DATASETS[dataset]["prepare"]:
+        return set_args([f"data.root={prepared_path(dataset)}"])
+    return ""
+
+
+def experiment_args(exp: str) -> str:
+    """`--config C --set ...` for commands that rebuild an experiment from its library config."""
+    e = EXPERIMENTS[exp]
+    # name=<experiment>: checkpoints, samples and metric files then carry the workflow's name
+    overrides = set_args(e["set"] + [f"name={exp}"])
+    return f"--config {shlex.quote(e['config'])} {overrides} {data_root_args(e['dataset'])}"
+
+
+def launcher(resources) -> str:
+    """How training starts: one process, torchrun on one node, or srun + torchrun per node."""
+    mode = config["launcher"]["mode"]
+    py = shlex.quote(PYTHON)
+    if mode == "python":
+        return f"{py} -m unite"
+    gpus = max(int(resources.gpu), 1)
+    if mode == "torchrun":
+        return f"{py} -m torch.distributed.run --standalone --nproc_per_node={gpus} -m unite"
+    nodes = int(resources.nodes)
+    endpoint = '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
+    return (
+        f"srun --nodes={nodes} --ntasks-per-node=1 {py} -m torch.distributed.run "
+        f"--nnodes={nodes} --nproc_per_node={gpus} --rdzv_id=$SLURM_JOB_ID "
+        f"--rdzv_backend=c10d --rdzv_endpoint={endpoint}:{config['launcher']['port']} -m unite"
+    )
+
+
+def sample_size_args(exp: str, protocol: str) -> str:
+    """Class-balanced `--per-class N`, or `--num-samples N` (unconditional / random labels)."""
+    e, lib = EXPERIMENTS[exp], LIB[exp]
+    per_class = e["per_class"] or lib.sample.per_class
+    conditional = modality(exp) == "images"
+    total = e["num_samples"] or per_class * (lib.data.num_classes if conditional else 1)
+    if not conditional:
+        return f"--num-samples {total}"
+    if PROTOCOLS[protocol]["random_labels"]:
+        return f"--num-samples {total} --random-labels"
+    return f"--per-class {per_class}"
+
+
+def protocol_args(protocol: str) -> str:
+    p = PROTOCOLS[protocol]
+    args = [f"--solver {p['solver']}", f"--seed {p['seed']}"]
+    if "steps" in p:
+        args.append(f"--steps {p['steps']}")
+    if "cfg" in p:
+        args.append(f"--cfg {p['cfg']}")
+    if "interval" in p:
+        args.append(f"--interval {p['interval'][0]} {p['interval'][1]}")
+    return " ".join(args)
+
+
+def feature_weights(dataset: str) -> str:
+    """Image feature extractor: the digits classifier trained here, or InceptionV3 weights."""
+    if config["evaluation"]["image_features"] == "digits":
+        return classifier(dataset)
+    return asset_path("inception_weights")
+
+
+def feature_args(dataset: str) -> str:
+    features = config["evaluation"]["image_features"]
+    return f"--features {features} --weights {shlex.quote(feature_weights(dataset))}"
+
+
+# -- resources (SLURM requests come from the config, per rule) ------------------------------
+def res(rule_name: str) -> dict:
+    table = config["resources"]
+    merged = {
+        "runtime": 60,
+        "mem_mb": 4000,
+        "threads": 1,
+        "gpu": 0,
+        "cpus_per_gpu": 0,
+        "nodes": 1,
+        "slurm_partition": "",
+        "slurm_account": "",
+        "slurm_extra": "",
+        **table["default"],
+        **table.get(rule_name, {}),
+    }
+    # empty strings mean "cluster default": leave them out so sbatch gets no empty flag
+    return {k: v for k, v in merged.items() if v != "" and k != "threads"}
+
+
+def threads_for(rule_name: str) -> int:
+    return {**config["resources"]["default"], **config["resources"].get(rule_name, {})}.get(
+        "threads", 1
+    )
+
+
+# -- what `all` asks for --------------------------------------------------------------------
+def table_files() -> list:
+    return [f"{RESULTS}/tables/{stem}.{fmt}" for stem in TABLE_STEMS for fmt in TABLE_FORMATS]
+
+
+def experiment_metrics(exp: str) -> list:
+    """Every metric file of one experiment (the tables read them all)."""
+    files = [metric(exp, f"gen_{p}") for p in EXPERIMENTS[exp]["protocols"]]
+    files += [metric(exp, f"recon_{s}") for s in recon_stages(exp)]
+    if EXPERIMENTS[exp]["cfg_sweep"] and modality(exp) == "images":
+        files.append(metric(exp, "cfg_sweep"))
+    files += [f"{RESULTS}/{exp}/analysis/{a}.json" for a in EXPERIMENTS[exp]["analyses"]]
+    return files
+
+
+def all_metrics() -> list:
+    return [f for exp in EXPERIMENTS for f in experiment_metrics(exp)]
+
+
+def figure_files() -> list:
+    files = []
+    for exp in image_experiments():
+        files.append(f"{RESULTS}/{exp}/figures/samples.png")
+        files.append(f"{RESULTS}/{exp}/figures/reconstructions.png")
+    for exp in EXPERIMENTS:
+        files.append(f"{RESULTS}/{exp}/figures/loss_curves.png")
+    return files
+
+
+def role_args() -> str:
+    """Which experiment stands for which paper row (the tables' `--role ROW=EXPERIMENT`)."""
+    pairs = [f"--role {row}={exp}" for exp, e in EXPERIMENTS.items() for row in e["stands_for"]]
+    return " ".join(pairs)

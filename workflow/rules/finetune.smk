@@ -1,0 +1,24 @@
+# GAN decoder fine-tuning (paper App. A): frozen GE, decoder trained with an adversarial loss.
+# Until the method lands, `unite finetune` passes the checkpoint through and marks it
+# `fine_tuned: false`, which the tables print as "not fine-tuned".
+
+
+rule finetune:
+    input:
+        ckpt=checkpoint("{exp}", "trained"),
+        data=lambda wc: data_input(EXPERIMENTS[wc.exp]["dataset"]),
+    output:
+        checkpoint("{exp}", "finetuned"),
+    params:
+        args=lambda wc: experiment_args(wc.exp),
+        env=torch_home_prefix(),
+    log:
+        log("finetune", "exp"),
+    benchmark:
+        bench("finetune", "exp")
+    threads: threads_for("finetune")
+    resources:
+        **res("finetune"),
+    shell:
+        "{params.env}{PYTHON} -m unite finetune --ckpt {input.ckpt:q} --out {output:q} "
+        "{params.args} > {log} 2>&1"

@@ -1,0 +1,69 @@
+# Sampling scattered over jobs (one GPU each), then gathered into one file per protocol.
+
+
+rule sample_shard:
+    input:
+        lambda wc: model_checkpoint(wc.exp),
+    output:
+        temp(f"{RESULTS}/{{exp}}/samples/{{protocol}}/shard{{shard}}-of-{{nshards}}.npz"),
+    params:
+        size=lambda wc: sample_size_args(wc.exp, wc.protocol),
+        protocol=lambda wc: protocol_args(wc.protocol),
+    log:
+        log("sample_shard", "exp", "protocol", "shard", "nshards"),
+    benchmark:
+        bench("sample_shard", "exp", "protocol", "shard", "nshards")
+    threads: threads_for("sample")
+    resources:
+        **res("sample"),
+    shell:
+        "{PYTHON} -m unite sample --ckpt {input:q} --out {output:q} {params.size} "
+        "{params.protocol} --shard {wildcards.shard} --num-shards {wildcards.nshards} "
+        "> {log} 2>&1"
+
+
+def shard_files(wildcards):
+    n = EXPERIMENTS[wildcards.exp]["shards"]
+    return [
+        f"{RESULTS}/{wildcards.exp}/samples/{wildcards.protocol}/shard{i}-of-{n}.npz"
+        for i in range(n)
+    ]
+
+
+rule gather:
+    input:
+        shard_files,
+    output:
+        samples("{exp}", "{protocol}"),
+    log:
+        log("gather", "exp", "protocol"),
+    threads: threads_for("gather")
+    resources:
+        **res("gather"),
+    shell:
+        "{PYTHON} -m unite gather --inputs {input:q} --out {output:q} > {log} 2>&1"
+
+
+rule sample_grid:
+    input:
+        lambda wc: model_checkpoint(wc.exp),
+    output:
+        npz=temp(f"{RESULTS}/{{exp}}/figures/samples.npz"),
+        png=report(
+            f"{RESULTS}/{{exp}}/figures/samples.png",
+            caption="../report/samples.rst",
+            category="Figures",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "figure": "samples"},
+        ),
+    params:
+        per_class=config["evaluation"]["grid_per_class"],
+        protocol=protocol_args(PRIMARY),
+    log:
+        log("sample_grid", "exp"),
+    threads: threads_for("sample")
+    resources:
+        **res("sample"),
+    shell:
+        "{PYTHON} -m unite sample --ckpt {input:q} --out {output.npz:q} "
+        "--per-class {params.per_class} {params.protocol} --grid {output.png:q} > {log} 2>&1"
