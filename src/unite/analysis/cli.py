@@ -149,7 +149,7 @@ def run_entropy(args) -> None:
     import torch
 
     from unite.analysis import result_record, scale_of, write_json
-    from unite.analysis.entropy import plot_entropy, weight_entropy
+    from unite.analysis.entropy import gaussian_reference, plot_entropy, weight_entropy
     from unite.models import build_model
 
     if args.bins < 2:
@@ -158,6 +158,7 @@ def run_entropy(args) -> None:
     trained = weight_entropy(model, args.bins)
     torch.manual_seed(args.seed)
     fresh = weight_entropy(build_model(cfg), args.bins)
+    gaussian = gaussian_reference(model, args.bins, args.seed)
     constant = [t["name"] for t in fresh["tensors"] if t["bits_per_param"] == 0.0]
     flags = _common_flags(meta)
     flags.append(f"bin rule: {args.bins} equal-width bins over each tensor's [min, max]; "
@@ -165,7 +166,8 @@ def run_entropy(args) -> None:
     if constant:
         flags.append(f"random-init reference: {len(constant)} tensor(s) are constant at "
                      "initialisation (adaLN-Zero modulation, zero biases, unit norm scales) "
-                     "and cost 0 bits")
+                     "and cost 0 bits; 'random_gaussian' (every tensor i.i.d. N(0,1)) is the "
+                     "structure-free reference")
     by_name = {t["name"]: t for t in fresh["tensors"]}
     tensors = [
         {**{k: t[k] for k in ("name", "group", "category", "numel")},
@@ -180,13 +182,15 @@ def run_entropy(args) -> None:
         "weight_sharing": bool(model.shared),
         "trained": trained["groups"],
         "random_init": fresh["groups"],
+        "random_gaussian": gaussian["groups"],
         "tensors": tensors,
     }
     scale = scale_of(cfg, meta, use_ema=not args.no_ema,
                      num_params=sum(p.numel() for p in model.parameters()))
     write_json(result_record("entropy", cfg.name, metrics, scale, flags), args.out)
     if args.png:
-        plot_entropy(trained, fresh, f"weight entropy ({args.bins} bins): "
+        plot_entropy({"random init": fresh, "i.i.d. Gaussian": gaussian, "trained": trained},
+                     f"weight entropy ({args.bins} bins): "
                      f"{_describe(cfg, model, meta)}", args.png)
     _done(args, "entropy")
 
