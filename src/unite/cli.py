@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("unite.info", "parameter counts and training FLOPs of a config (meta device)"),
     "train": ("unite.training", "single-stage joint training (tokenizer + denoiser + decoder)"),
     "sample": ("unite.sampling", "generate samples with the probability-flow ODE"),
+    "gather": ("unite.gather", "join the shard files of one sampling run"),
     "reconstruct": ("unite.reconstruct", "encode and decode a data split"),
     "prepare": ("unite.data.prepare", "prepare a dataset into a versioned array file"),
     "evaluate": ("unite.metrics.cli", "metrics for images, molecules or crystals"),
