@@ -2,7 +2,7 @@
 
 The paper's numbers live in one dict, :data:`PAPER` (REFERENCE section 5). Our numbers come
 from the metric JSON files the evaluators write (experiment, kind, metrics, scale, flags),
-found under ``--results``: the workflow writes them as ``RESULTS/<experiment>/metrics/<source>.json``
+found under ``--results``: the workflow writes them as ``RESULTS/metrics/<experiment>/<source>.json``
 with ``<source>`` = ``gen_<protocol>``, ``recon_trained``, ``recon_finetuned`` or ``cfg_sweep``.
 
 A paper row names the *role* it plays (``unite-b``, ``unite-b-separate``, ...: the names of the
@@ -197,9 +197,9 @@ def source_of(path: Path) -> str:
 
 
 def experiment_of(path: Path, record: dict) -> str:
-    """The workflow's experiment name: RESULTS/<experiment>/metrics/<source>.json."""
-    if path.parent.name == "metrics":
-        return path.parent.parent.name
+    """The workflow's experiment name: RESULTS/metrics/<experiment>/<source>.json."""
+    if path.parent.parent.name == "metrics":
+        return path.parent.name
     return str(record.get("experiment", path.parent.name))
 
 

@@ -6,9 +6,9 @@ rule analyze:
     input:
         lambda wc: model_checkpoint(wc.exp),
     output:
-        json=f"{RESULTS}/{{exp}}/analysis/{{analysis}}.json",
+        json=f"{RESULTS}/analysis/{{exp}}/{{analysis}}.json",
         png=report(
-            f"{RESULTS}/{{exp}}/analysis/{{analysis}}.png",
+            f"{RESULTS}/analysis/{{exp}}/{{analysis}}.png",
             caption="../report/analysis.rst",
             category="Analyses",
             subcategory="{exp}",
@@ -28,11 +28,11 @@ rule analyze:
 
 rule loss_curves:
     input:
-        f"{RESULTS}/{{exp}}/train_metrics.jsonl",
+        f"{RESULTS}/checkpoints/{{exp}}/train_metrics.jsonl",
     output:
-        json=f"{RESULTS}/{{exp}}/analysis/curves.json",
+        json=f"{RESULTS}/figures/{{exp}}/loss_curves.json",
         png=report(
-            f"{RESULTS}/{{exp}}/figures/loss_curves.png",
+            f"{RESULTS}/figures/{{exp}}/loss_curves.png",
             caption="../report/loss_curves.rst",
             category="Figures",
             subcategory="{exp}",

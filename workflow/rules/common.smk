@@ -158,11 +158,12 @@ def prepared_path(dataset: str) -> str:
 
 def run_dir(exp: str) -> str:
     """Training's own folder: not a Snakemake output, so a re-submitted job finds last.pt."""
-    return f"{RESULTS}/{exp}/run"
+    return f"{RESULTS}/runs/{exp}"
 
 
 def checkpoint(exp: str, stage: str) -> str:
-    return f"{RESULTS}/{exp}/checkpoints/{stage}.pt"
+    folder = {"trained": "checkpoints", "finetuned": "finetuned"}[stage]
+    return f"{RESULTS}/{folder}/{exp}/{stage}.pt"
 
 
 def model_checkpoint(exp: str) -> str:
@@ -175,11 +176,11 @@ def recon_stages(exp: str) -> list:
 
 
 def samples(exp: str, protocol: str) -> str:
-    return f"{RESULTS}/{exp}/samples/{protocol}.npz"
+    return f"{RESULTS}/samples/{exp}/{protocol}.npz"
 
 
 def metric(exp: str, name: str) -> str:
-    return f"{RESULTS}/{exp}/metrics/{name}.json"
+    return f"{RESULTS}/metrics/{exp}/{name}.json"
 
 
 def reference_stats(dataset: str) -> str:
@@ -205,6 +206,11 @@ def asset_path(name: str) -> str:
 def fetched_assets() -> dict:
     """Assets the login node downloads: a url and no local path configured."""
     return {n: a for n, a in config["assets"].items() if not a["path"] and a.get("url")}
+
+
+def vgg_input() -> list:
+    """LPIPS's VGG16 weights, where the configuration names them (downloaded or local)."""
+    return [asset_path("vgg16_weights")] if "vgg16_weights" in config["assets"] else []
 
 
 def torch_home_prefix() -> str:
@@ -332,7 +338,7 @@ def experiment_metrics(exp: str) -> list:
     files += [metric(exp, f"recon_{s}") for s in recon_stages(exp)]
     if EXPERIMENTS[exp]["cfg_sweep"] and modality(exp) == "images":
         files.append(metric(exp, "cfg_sweep"))
-    files += [f"{RESULTS}/{exp}/analysis/{a}.json" for a in EXPERIMENTS[exp]["analyses"]]
+    files += [f"{RESULTS}/analysis/{exp}/{a}.json" for a in EXPERIMENTS[exp]["analyses"]]
     return files
 
 
@@ -343,10 +349,10 @@ def all_metrics() -> list:
 def figure_files() -> list:
     files = []
     for exp in image_experiments():
-        files.append(f"{RESULTS}/{exp}/figures/samples.png")
-        files.append(f"{RESULTS}/{exp}/figures/reconstructions.png")
+        files.append(f"{RESULTS}/figures/{exp}/samples.png")
+        files.append(f"{RESULTS}/figures/{exp}/reconstructions.png")
     for exp in EXPERIMENTS:
-        files.append(f"{RESULTS}/{exp}/figures/loss_curves.png")
+        files.append(f"{RESULTS}/figures/{exp}/loss_curves.png")
     return files
 
 

@@ -48,10 +48,10 @@ rule evaluate_samples:
 
 rule reconstruct:
     input:
-        ckpt=checkpoint("{exp}", "{stage}"),
+        ckpt=lambda wc: checkpoint(wc.exp, wc.stage),
         data=lambda wc: data_input(EXPERIMENTS[wc.exp]["dataset"]),
     output:
-        f"{RESULTS}/{{exp}}/recon/{{stage}}.npz",
+        f"{RESULTS}/recon/{{exp}}/{{stage}}.npz",
     params:
         limit=lambda wc: EXPERIMENTS[wc.exp]["recon_limit"],
     log:
@@ -69,7 +69,8 @@ rule reconstruct:
 rule evaluate_recon:
     input:
         unpack(image_reference),
-        recon=f"{RESULTS}/{{exp}}/recon/{{stage}}.npz",
+        recon=f"{RESULTS}/recon/{{exp}}/{{stage}}.npz",
+        vgg=vgg_input(),
     output:
         metric("{exp}", "recon_{stage}"),
     params:
@@ -115,9 +116,9 @@ rule reconstruction_pairs:
         ckpt=lambda wc: model_checkpoint(wc.exp),
         data=lambda wc: data_input(EXPERIMENTS[wc.exp]["dataset"]),
     output:
-        npz=temp(f"{RESULTS}/{{exp}}/figures/reconstructions.npz"),
+        npz=temp(f"{RESULTS}/figures/{{exp}}/reconstructions.npz"),
         png=report(
-            f"{RESULTS}/{{exp}}/figures/reconstructions.png",
+            f"{RESULTS}/figures/{{exp}}/reconstructions.png",
             caption="../report/reconstructions.rst",
             category="Figures",
             subcategory="{exp}",

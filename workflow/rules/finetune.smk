@@ -7,6 +7,7 @@ rule finetune:
     input:
         ckpt=checkpoint("{exp}", "trained"),
         data=lambda wc: data_input(EXPERIMENTS[wc.exp]["dataset"]),
+        vgg=vgg_input(),
     output:
         checkpoint("{exp}", "finetuned"),
     params:

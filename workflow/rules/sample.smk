@@ -5,7 +5,7 @@ rule sample_shard:
     input:
         lambda wc: model_checkpoint(wc.exp),
     output:
-        temp(f"{RESULTS}/{{exp}}/samples/{{protocol}}/shard{{shard}}-of-{{nshards}}.npz"),
+        temp(f"{RESULTS}/samples/{{exp}}/{{protocol}}/shard{{shard}}-of-{{nshards}}.npz"),
     params:
         size=lambda wc: sample_size_args(wc.exp, wc.protocol),
         protocol=lambda wc: protocol_args(wc.protocol),
@@ -25,7 +25,7 @@ rule sample_shard:
 def shard_files(wildcards):
     n = EXPERIMENTS[wildcards.exp]["shards"]
     return [
-        f"{RESULTS}/{wildcards.exp}/samples/{wildcards.protocol}/shard{i}-of-{n}.npz"
+        f"{RESULTS}/samples/{wildcards.exp}/{wildcards.protocol}/shard{i}-of-{n}.npz"
         for i in range(n)
     ]
 
@@ -48,9 +48,9 @@ rule sample_grid:
     input:
         lambda wc: model_checkpoint(wc.exp),
     output:
-        npz=temp(f"{RESULTS}/{{exp}}/figures/samples.npz"),
+        npz=temp(f"{RESULTS}/figures/{{exp}}/samples.npz"),
         png=report(
-            f"{RESULTS}/{{exp}}/figures/samples.png",
+            f"{RESULTS}/figures/{{exp}}/samples.png",
             caption="../report/samples.rst",
             category="Figures",
             subcategory="{exp}",

@@ -7,9 +7,10 @@ rule train:
     input:
         data=lambda wc: data_input(EXPERIMENTS[wc.exp]["dataset"]),
         config=lambda wc: EXPERIMENTS[wc.exp]["config"],
+        vgg=vgg_input(),
     output:
         ckpt=checkpoint("{exp}", "trained"),
-        metrics=f"{RESULTS}/{{exp}}/train_metrics.jsonl",
+        metrics=f"{RESULTS}/checkpoints/{{exp}}/train_metrics.jsonl",
     params:
         run=lambda wc: run_dir(wc.exp),
         args=lambda wc: experiment_args(wc.exp),
