@@ -327,6 +327,8 @@ def add_arguments(p) -> None:
     p.add_argument("--cfg", type=float, default=None, help="guidance scale w (default: sample.cfg)")
     p.add_argument("--interval", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="guidance interval in t (default: sample.interval)")
+    p.add_argument("--atol", type=float, default=None, help="dopri5 (default: sample.atol)")
+    p.add_argument("--rtol", type=float, default=None, help="dopri5 (default: sample.rtol)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard", type=int, default=0)
     p.add_argument("--num-shards", type=int, default=1)
@@ -345,10 +347,14 @@ def _positive(name: str, value) -> None:
 def run(args) -> None:
     from unite.modality import is_image
 
-    for name in ("per_class", "num_samples", "steps", "batch_size"):
+    for name in ("per_class", "num_samples", "steps", "batch_size", "atol", "rtol"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
     device = args.device or default_device()
     model, cfg, ckpt_meta, use_ema = load_for_inference(args.ckpt, args.no_ema, device)
+    if args.atol is not None:
+        cfg.sample.atol = args.atol
+    if args.rtol is not None:
+        cfg.sample.rtol = args.rtol
     s = cfg.sample
     solver = args.solver or s.solver
     steps = args.steps or s.steps
