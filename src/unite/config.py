@@ -116,6 +116,15 @@ class SampleConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """GAN decoder fine-tuning after joint training (paper App. A / REFERENCE section 6).
+
+    Not implemented yet: ``unite finetune`` passes the checkpoint through unchanged."""
+
+    epochs: int = 0  # decoder-only adversarial epochs (paper: 16); 0 = no fine-tuning
+
+
+@dataclass
 class Config:
     """One experiment."""
 
@@ -124,6 +133,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -240,6 +250,8 @@ def validate(cfg: Config) -> Config:
     for key in POSITIVE:
         if get_key(cfg, key) <= 0:
             _fail(key, f"must be > 0, got {get_key(cfg, key)}")
+    if cfg.finetune.epochs < 0:
+        _fail("finetune.epochs", f"must be >= 0, got {cfg.finetune.epochs}")
     t = cfg.train
     if t.batch_size % t.grad_accum:
         _fail("train.grad_accum", f"must divide train.batch_size ({t.batch_size})")
