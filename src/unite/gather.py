@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from unite.errors import UserError
-from unite.sampling import read_sample_file, write_sample_file
+from unite.sampling import per_sample, read_sample_file, write_sample_file
 
 # fields that legitimately differ between shards of one run
 PER_SHARD = ("shard", "shard_start", "shard_stop", "num_samples", "nfe", "network_passes")
@@ -70,8 +70,7 @@ def gather(paths: list[str | Path]) -> tuple[dict[str, np.ndarray], dict]:
     for key in ("nfe", "network_passes"):
         values = [m.get(key) for _, _, m in ordered]
         if all(v is not None for v in values):
-            mean = float(np.dot(counts, values) / counts.sum())
-            meta[key] = int(mean) if mean.is_integer() else round(mean, 2)
+            meta[key] = per_sample(float(np.dot(counts, values)), int(counts.sum()))
     meta.update(shard=None, shard_start=0, shard_stop=expected_start, num_samples=expected_start,
                 gathered_from=[str(p) for p, _, _ in ordered])
     return merged_arrays, meta

@@ -184,6 +184,12 @@ def _use_autocast(cfg: Config, device: torch.device) -> bool:
     return device.type == "cuda" and cfg.train.precision in ("auto", "bf16")
 
 
+def per_sample(total: float, n: int) -> int | float:
+    """A per-sample average as an int when whole (fixed-step solvers), else 2 decimals."""
+    mean = total / n
+    return int(mean) if float(mean).is_integer() else round(mean, 2)
+
+
 @torch.no_grad()
 def generate_with_stats(
     model, cfg: Config, labels, *, solver: str, steps: int, cfg_scale: float, interval,
@@ -233,9 +239,7 @@ def generate_with_stats(
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
     arrays["labels"] = labels.copy()
     n = len(labels)
-    nfe = nfe_total / n
-    stats = {"nfe": int(nfe) if nfe.is_integer() else round(nfe, 2),
-             "network_passes": round(passes_total / n, 2)}
+    stats = {"nfe": per_sample(nfe_total, n), "network_passes": per_sample(passes_total, n)}
     return arrays, stats
 
 
