@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--split", default="val", choices=("train", "val", "test"))
             p.add_argument("--limit", type=int, default=64, help="number of inputs (default 64)")
             p.add_argument("--batch-size", type=int, default=16)
-            p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+            p.add_argument("--device", default="auto",
+                           help="auto (cuda when available, else cpu) | cpu | cuda[:i]")
 
     p = sub.add_parser("alignment", help="CKA/CKNNA/cosine between tokenization and denoising "
                        "activations, per layer (Fig. 6)")
@@ -72,13 +73,21 @@ def run(args: argparse.Namespace) -> None:
 
 # -- helpers --------------------------------------------------------------------------------
 def _load(args):
+    import torch
+
     from unite.checkpoint import load_model
 
+    device = getattr(args, "device", "cpu")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        return load_model(args.ckpt, use_ema=not args.no_ema,
-                          device=getattr(args, "device", "cpu"))
-    except RuntimeError as exc:  # e.g. an unknown --device
-        raise UserError(f"cannot load {args.ckpt}: {exc}") from None
+        device = torch.device(device)
+        model, cfg, meta = load_model(args.ckpt, use_ema=not args.no_ema, device=device)
+    except RuntimeError as exc:  # e.g. an unknown or unavailable --device
+        raise UserError(f"cannot load {args.ckpt} on device {device!s}: {exc}") from None
+    if hasattr(args, "device"):
+        args.device = device
+    return model, cfg, meta
 
 
 def _describe(cfg, model, meta) -> str:
