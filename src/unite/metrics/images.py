@@ -312,11 +312,11 @@ def spec_for_ref(ref_meta: dict, features: str | None, weights: str | None, ref_
     """The feature network of a reference file, unless overridden; refuse a mismatch, since FID
     between features of two different networks is meaningless."""
     kind = features or ref_meta.get("features")
-    spec = feature_spec(kind, weights or ref_meta.get("weights"), ref_meta.get("fid_layer"))
-    if ref_meta.get("features") != spec.kind:
+    if ref_meta.get("features") != kind:
         raise UserError(
-            f"{ref_path} holds {ref_meta.get('features')} features, but --features {spec.kind} was asked"
+            f"{ref_path} holds {ref_meta.get('features')} features, but --features {kind} was asked"
         )
+    spec = feature_spec(kind, weights or ref_meta.get("weights"), ref_meta.get("fid_layer"))
     if ref_meta.get("weights_sha256") not in (None, file_sha256(spec.weights)):
         raise UserError(
             f"{ref_path} was computed with different feature weights than {spec.weights}; "
