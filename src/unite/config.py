@@ -30,7 +30,9 @@ class DataConfig:
     hflip: bool = True
     num_workers: int = 0
     on_corrupt: str = "error"  # error | skip
-    max_atoms: int = 29
+    max_atoms: int = 29  # atom slots per structure (QM9 29, MP20 20); empty slots are type 0
+    coord_scale: float = 2.0  # molecules: Angstrom per normalised coordinate unit (model side)
+    random_rotation: bool = False  # molecules: random 3D rotation of each training example
     subset: int = 0  # 0 = all training examples; >0 = first N (embedded default)
     seed: int = 0
 
@@ -92,6 +94,9 @@ class TrainConfig:
     lpips_weight: float = 1.0
     lpips_pretrained: bool = True  # False: random VGG backbone (tests; offline)
     flow_weight: float = 1.0
+    atom_type_weight: float = 1.0  # atoms: cross-entropy on slot types (class 0 = no atom)
+    atom_coord_weight: float = 10.0  # atoms: MSE on normalised positions / wrapped frac coords
+    lattice_weight: float = 10.0  # crystals: MSE on normalised lattice (log lengths, angles)
     label_dropout: float = 0.1
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     seed: int = 0
@@ -149,6 +154,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 POSITIVE: tuple[str, ...] = (
     "data.image_size",
+    "data.max_atoms",
+    "data.coord_scale",
     "model.patch_size",
     "model.num_registers",
     "model.latent_dim",

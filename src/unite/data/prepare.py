@@ -1,0 +1,44 @@
+"""``python -m unite prepare --config C --out PATH``: turn a dataset into one versioned file.
+
+Dispatches on ``data.kind`` to the ``prepare(cfg, out_path) -> dict`` of the dataset module
+(digits, imagefolder, qm9, crystals) and prints that summary as one JSON line. Later runs
+point ``data.root`` at PATH (QM9, crystals, imagefolder) so that training never re-parses raw
+sources, and the workflow can version PATH as the data artefact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+from unite import config as config_mod
+from unite.errors import UserError
+
+MODULES = {
+    "digits": "unite.data.digits",
+    "imagefolder": "unite.data.images",
+    "qm9": "unite.data.qm9",
+    "crystals": "unite.data.crystals",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="experiment YAML (data section is used)")
+    parser.add_argument("--out", required=True, help="output file (e.g. data/qm9.npz)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. data.root=../shared/data/perov_5")
+
+
+def prepare(cfg, out_path) -> dict:
+    module = importlib.import_module(MODULES[cfg.data.kind])
+    fn = getattr(module, "prepare", None)
+    if fn is None:
+        raise UserError(f"data.kind '{cfg.data.kind}' has no prepare step")
+    return fn(cfg, out_path)
+
+
+def run(args: argparse.Namespace) -> None:
+    cfg = config_mod.load(args.config, args.set)
+    summary = prepare(cfg, args.out)
+    print(json.dumps({"out": str(args.out), **summary}))
