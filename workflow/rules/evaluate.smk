@@ -11,12 +11,21 @@ def image_reference(wildcards):
     return {"ref": reference_stats(dataset), "weights": feature_weights(dataset)}
 
 
+def generation_reference(wildcards):
+    """Molecules/crystals: the prepared training split, for novelty (when switched on)."""
+    dataset = EXPERIMENTS[wildcards.exp]["dataset"]
+    if modality(wildcards.exp) == "images" or not config["evaluation"]["novelty"]:
+        return {}
+    return {"reference": data_input(dataset)}
+
+
 def evaluate_samples_command(wildcards, input) -> str:
     kind = modality(wildcards.exp)
     if kind == "images":
         dataset = EXPERIMENTS[wildcards.exp]["dataset"]
         return f"images --samples {input.samples} --ref {input.ref} {feature_args(dataset)}"
-    return f"{kind} --samples {input.samples}"
+    reference = f" --reference {input.reference}" if "reference" in input.keys() else ""
+    return f"{kind} --samples {input.samples}{reference}"
 
 
 def evaluate_recon_command(wildcards, input) -> str:
@@ -30,6 +39,7 @@ def evaluate_recon_command(wildcards, input) -> str:
 rule evaluate_samples:
     input:
         unpack(image_reference),
+        unpack(generation_reference),
         samples=samples("{exp}", "{protocol}"),
     output:
         metric("{exp}", "gen_{protocol}"),
