@@ -141,6 +141,7 @@ def run_alignment(args) -> None:
     with _progress(args.limit, "alignment") as bar:
         result = tokenization_denoising_alignment(
             model, batches, ts, seed=args.seed, knn_rows=args.knn_rows, knn_k=args.knn_k,
+            rows_per_input=-(-args.knn_rows // args.limit),  # spread the kNN rows over inputs
             device=args.device, progress=bar,
         )
     metrics = {**result, "summary": summarize(result)}
