@@ -87,7 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "768; results are then named e.g. fid_768); evaluations follow the file")
     p.add_argument("--split", default="train", choices=("train", "val", "test"))
     p.add_argument("--limit", type=int, default=0, help="first N images only (0 = all; flagged)")
-    p.add_argument("--num-workers", type=int, default=None, help="data loader workers (default: data.num_workers)")
+    p.add_argument("--num-workers", type=int, default=None, help="0 = decode images in the main process, else torch-fidelity's loader "
+                        "workers (it uses up to 4; default: data.num_workers)")
     p.add_argument("--force", action="store_true", help="recompute even if the cached file matches")
     _runtime(p)
 

@@ -226,15 +226,17 @@ def extract_features(
     batch_size: int = 64,
     device: str | None = None,
     num_workers: int = 0,
+    layers: list[str] | None = None,
     verbose: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """torch-fidelity's feature extraction over a uint8 dataset -> {layer: (N, D) tensor}."""
+    """torch-fidelity's feature extraction over a uint8 dataset -> {layer: (N, D) tensor}
+    (``layers``: default the FID and IS layers of ``spec``)."""
     from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
     cuda = (device or default_device()) == "cuda"
     extractor = create_feature_extractor(
         spec.extractor,
-        spec.layers,
+        layers or spec.layers,
         cuda=cuda,
         feature_extractor_weights_path=spec.weights,
         verbose=verbose,
@@ -434,8 +436,9 @@ def recon_metrics(
     if originals.shape != recon.shape:
         raise UserError(f"originals {originals.shape} and reconstructions {recon.shape} differ in shape")
     flags: list[str] = []
-    f_orig = extract_features(UInt8Images(originals), spec, batch_size=batch_size, device=device, verbose=verbose)
-    f_rec = extract_features(UInt8Images(recon), spec, batch_size=batch_size, device=device, verbose=verbose)
+    kw = dict(batch_size=batch_size, device=device, layers=[spec.fid_layer], verbose=verbose)
+    f_orig = extract_features(UInt8Images(originals), spec, **kw)
+    f_rec = extract_features(UInt8Images(recon), spec, **kw)
     s_rec = fid_statistics(f_rec[spec.fid_layer])
     metrics = {
         spec.name("rfid"): frechet_distance(s_rec, fid_statistics(f_orig[spec.fid_layer])),
@@ -570,8 +573,9 @@ def reference_stats(
             old = {}
         if all(old.get(k) == meta[k] for k in CACHE_KEYS):
             return old, True
-    feats = extract_features(
-        images, spec, batch_size=batch_size, num_workers=num_workers, device=device, verbose=verbose
+    feats = extract_features(  # FID layer only: 1.28M ImageNet logits would be 5 GB more
+        images, spec, batch_size=batch_size, num_workers=num_workers, device=device,
+        layers=[spec.fid_layer], verbose=verbose,
     )
     save_ref_stats(out, fid_statistics(feats[spec.fid_layer]), meta)
     return meta, False
