@@ -5,7 +5,6 @@
 
 from snakemake.utils import min_version
 
-
 min_version("9.0")
 
 
@@ -28,7 +27,7 @@ report: "workflow/report/workflow.rst"
 
 
 rule all:
+    default_target: True
     input:
         table_files(),
         figure_files(),
-    default_target: True

@@ -10,10 +10,10 @@ import os
 import shutil
 import socket
 import subprocess
-from pathlib import Path
 
 import pytest
 import torch
+
 from workflow_helpers import REPO, copy_workflow, snakemake, tiny_config, write_config
 
 HELPER = REPO / "tests" / "slurm_cluster.sh"

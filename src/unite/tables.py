@@ -164,6 +164,9 @@ TABLE_STEMS = tuple(PAPER)
 # classifier carry a suffix, so they are never mistaken for Inception numbers.
 FEATURE_SUFFIXES = {"": None, "_digits": "digits-classifier features, not Inception"}
 
+# Rates the evaluators write as fractions and the paper prints in percent.
+PERCENT = {"match_rate", "validity", "uniqueness", "struct_validity", "comp_validity"}
+
 SCALE_KEYS = (
     ("dataset", "{}"),
     ("model_size", "model {}"),
@@ -316,6 +319,8 @@ def build_table(stem: str, results: dict, roles: dict[str, str], primary: str) -
                 value = None
                 for res in found:
                     value, note = lookup(res, key)
+                    if isinstance(value, (int, float)) and key in PERCENT:
+                        value = 100.0 * value
                     if value is not None:
                         if note and note not in notes:
                             notes.append(note)
@@ -341,7 +346,9 @@ def header(stem: str) -> list[str]:
 def row_cells(stem: str, line: Line) -> list[str]:
     cells = [line.row, line.experiment or "-"]
     for key in PAPER[stem]["columns"]:
-        cells += [cell(line.paper.get(key)), cell(line.ours.get(key)) if line.role else "-"]
+        paper = line.paper.get(key)
+        cells += [f"{paper:g}" if isinstance(paper, (int, float)) else "-",
+                  cell(line.ours.get(key)) if line.role else "-"]
     return cells + [line.scale or "-", "; ".join(line.notes)]
 
 

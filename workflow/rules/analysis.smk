@@ -18,11 +18,15 @@ rule analyze:
         log("analyze", "exp", "analysis"),
     benchmark:
         bench("analyze", "exp", "analysis")
+    conda:
+        "../envs/unite.yaml"
     threads: threads_for("analyze")
     resources:
         **res("analyze"),
+    params:
+        py=PYTHON,
     shell:
-        "{PYTHON} -m unite analyze {wildcards.analysis} --ckpt {input:q} --out {output.json:q} "
+        "{params.py:q} -m unite analyze {wildcards.analysis} --ckpt {input:q} --out {output.json:q} "
         "--png {output.png:q} > {log} 2>&1"
 
 
@@ -40,9 +44,13 @@ rule loss_curves:
         ),
     log:
         log("loss_curves", "exp"),
+    conda:
+        "../envs/unite.yaml"
     threads: threads_for("figures")
     resources:
         **res("figures"),
+    params:
+        py=PYTHON,
     shell:
-        "{PYTHON} -m unite analyze curves --metrics {input:q} --out {output.json:q} "
+        "{params.py:q} -m unite analyze curves --metrics {input:q} --out {output.json:q} "
         "--png {output.png:q} > {log} 2>&1"

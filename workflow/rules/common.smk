@@ -15,8 +15,19 @@ from unite.errors import UserError
 from unite.tables import TABLE_STEMS, TABLE_FORMATS
 
 # data.kind -> suffix of the prepared file, and the kind of metrics a dataset gets
-PREPARED_SUFFIX = {"digits": "npz", "imagefolder": "json", "qm9": "npz", "crystals": "npz"}
-MODALITY = {"digits": "images", "imagefolder": "images", "qm9": "molecules", "crystals": "crystals"}
+PREPARED_SUFFIX = {
+    "digits": "npz",
+    "imagefolder": "json",
+    "qm9": "npz",
+    "crystals": "npz",
+}
+MODALITY = {
+    "digits": "images",
+    "imagefolder": "images",
+    "qm9": "molecules",
+    "crystals": "crystals",
+}
+
 
 # -- validation -----------------------------------------------------------------------------
 def _with_defaults(validator_class):
@@ -27,7 +38,9 @@ def _with_defaults(validator_class):
         if isinstance(instance, dict):
             for key, sub in properties.items():
                 if "default" in sub:
-                    instance.setdefault(key, yaml.safe_load(yaml.safe_dump(sub["default"])))
+                    instance.setdefault(
+                        key, yaml.safe_load(yaml.safe_dump(sub["default"]))
+                    )
         yield from check_properties(validator, properties, instance, schema)
 
     return validators.extend(validator_class, {"properties": set_defaults})
@@ -41,7 +54,8 @@ def check_workflow_config(cfg: dict, schema_file: str) -> None:
     """Validate against the schema and name the offending key: a typo never runs silently."""
     schema = yaml.safe_load(Path(schema_file).read_text())
     errors = sorted(
-        Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(map(str, e.path))
+        Draft202012Validator(schema).iter_errors(cfg),
+        key=lambda e: list(map(str, e.path)),
     )
     if errors:
         lines = [f"config key '{_key(e.absolute_path)}': {e.message}" for e in errors]
@@ -84,19 +98,16 @@ def experiment_table(cfg: dict) -> dict:
                     f"config key 'experiments.{name}.protocols': {p!r} is not one of "
                     f"sampling.protocols ({', '.join(cfg['sampling']['protocols'])})"
                 )
-        if "trajectory" in merged["analyses"] and MODALITY.get(
-            _kind(merged["config"], merged["set"])
-        ) != "images":
+        lib = library_config(
+            merged["config"], merged["set"], f"config key 'experiments.{name}'"
+        )
+        if "trajectory" in merged["analyses"] and MODALITY[lib.data.kind] != "images":
             raise WorkflowError(
                 f"config key 'experiments.{name}.analyses': trajectory draws decoded images; "
                 "it needs an image experiment"
             )
         table[name] = merged
     return table
-
-
-def _kind(path: str, overrides: list) -> str:
-    return library_config(path, overrides, "config").data.kind
 
 
 def library_config(path: str, overrides: list, where: str):
@@ -108,7 +119,9 @@ def library_config(path: str, overrides: list, where: str):
 
 
 # -- the tables everything below reads ------------------------------------------------------
-check_workflow_config(config, str(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
+check_workflow_config(
+    config, str(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+)
 RESULTS = config["results"].rstrip("/")
 PYTHON = config.get("python") or sys.executable
 EXPERIMENTS = experiment_table(config)
@@ -116,7 +129,9 @@ DATASETS = config["datasets"]
 PROTOCOLS = config["sampling"]["protocols"]
 PRIMARY = config["sampling"]["primary"]
 DATA_CFG = {
-    name: library_config(d["config"], d.get("set", []), f"config key 'datasets.{name}.config'")
+    name: library_config(
+        d["config"], d.get("set", []), f"config key 'datasets.{name}.config'"
+    )
     for name, d in DATASETS.items()
 }
 LIB = {
@@ -145,11 +160,13 @@ wildcard_constraints:
 
 # -- paths ----------------------------------------------------------------------------------
 def log(rule_name: str, *wildcards: str) -> str:
-    return f"{RESULTS}/logs/{rule_name}/" + "-".join("{" + w + "}" for w in wildcards) + ".log"
+    stem = "-".join(f"{{{w}}}" for w in wildcards)
+    return f"{RESULTS}/logs/{rule_name}/{stem}.log"
 
 
 def bench(rule_name: str, *wildcards: str) -> str:
-    return f"{RESULTS}/benchmarks/{rule_name}/" + "-".join("{" + w + "}" for w in wildcards) + ".tsv"
+    stem = "-".join(f"{{{w}}}" for w in wildcards)
+    return f"{RESULTS}/benchmarks/{rule_name}/{stem}.tsv"
 
 
 def prepared_path(dataset: str) -> str:
@@ -195,11 +212,15 @@ def asset_path(name: str) -> str:
     """A configured local file, else where the login-node fetch rule puts the download."""
     asset = config["assets"].get(name)
     if asset is None:
-        raise WorkflowError(f"config key 'assets.{name}': required by this configuration")
+        raise WorkflowError(
+            f"config key 'assets.{name}': required by this configuration"
+        )
     if asset["path"]:
         return asset["path"]
     if not asset.get("url"):
-        raise WorkflowError(f"config key 'assets.{name}': set `path` (local file) or `url`")
+        raise WorkflowError(
+            f"config key 'assets.{name}': set `path` (local file) or `url`"
+        )
     return asset.get("dest") or f"{RESULTS}/assets/{name}/{Path(asset['url']).name}"
 
 
@@ -322,14 +343,19 @@ def res(rule_name: str) -> dict:
 
 
 def threads_for(rule_name: str) -> int:
-    return {**config["resources"]["default"], **config["resources"].get(rule_name, {})}.get(
-        "threads", 1
-    )
+    return {
+        **config["resources"]["default"],
+        **config["resources"].get(rule_name, {}),
+    }.get("threads", 1)
 
 
 # -- what `all` asks for --------------------------------------------------------------------
 def table_files() -> list:
-    return [f"{RESULTS}/tables/{stem}.{fmt}" for stem in TABLE_STEMS for fmt in TABLE_FORMATS]
+    return [
+        f"{RESULTS}/tables/{stem}.{fmt}"
+        for stem in TABLE_STEMS
+        for fmt in TABLE_FORMATS
+    ]
 
 
 def experiment_metrics(exp: str) -> list:
@@ -338,7 +364,9 @@ def experiment_metrics(exp: str) -> list:
     files += [metric(exp, f"recon_{s}") for s in recon_stages(exp)]
     if EXPERIMENTS[exp]["cfg_sweep"] and modality(exp) == "images":
         files.append(metric(exp, "cfg_sweep"))
-    files += [f"{RESULTS}/analysis/{exp}/{a}.json" for a in EXPERIMENTS[exp]["analyses"]]
+    files += [
+        f"{RESULTS}/analysis/{exp}/{a}.json" for a in EXPERIMENTS[exp]["analyses"]
+    ]
     return files
 
 
@@ -358,5 +386,51 @@ def figure_files() -> list:
 
 def role_args() -> str:
     """Which experiment stands for which paper row (the tables' `--role ROW=EXPERIMENT`)."""
-    pairs = [f"--role {row}={exp}" for exp, e in EXPERIMENTS.items() for row in e["stands_for"]]
+    pairs = [
+        f"--role {row}={exp}"
+        for exp, e in EXPERIMENTS.items()
+        for row in e["stands_for"]
+    ]
     return " ".join(pairs)
+
+
+# -- inputs and command pieces of the sampling and evaluation rules -------------------------
+def shard_files(wildcards):
+    n = EXPERIMENTS[wildcards.exp]["shards"]
+    return [
+        f"{RESULTS}/samples/{wildcards.exp}/{wildcards.protocol}/shard{i}-of-{n}.npz"
+        for i in range(n)
+    ]
+
+
+def image_reference(wildcards):
+    """What image metrics compare against: reference statistics and the feature weights."""
+    if modality(wildcards.exp) != "images":
+        return {}
+    dataset = EXPERIMENTS[wildcards.exp]["dataset"]
+    return {"ref": reference_stats(dataset), "weights": feature_weights(dataset)}
+
+
+def generation_reference(wildcards):
+    """Molecules/crystals: the prepared training split, for novelty (when switched on)."""
+    dataset = EXPERIMENTS[wildcards.exp]["dataset"]
+    if modality(wildcards.exp) == "images" or not config["evaluation"]["novelty"]:
+        return {}
+    return {"reference": data_input(dataset)}
+
+
+def evaluate_samples_command(wildcards, input) -> str:
+    kind = modality(wildcards.exp)
+    if kind == "images":
+        dataset = EXPERIMENTS[wildcards.exp]["dataset"]
+        return f"images --samples {input.samples} --ref {input.ref} {feature_args(dataset)}"
+    reference = f" --reference {input.reference}" if "reference" in input.keys() else ""
+    return f"{kind} --samples {input.samples}{reference}"
+
+
+def evaluate_recon_command(wildcards, input) -> str:
+    kind = modality(wildcards.exp)
+    if kind == "images":
+        dataset = EXPERIMENTS[wildcards.exp]["dataset"]
+        return f"recon-images --recon {input.recon} --ref {input.ref} {feature_args(dataset)}"
+    return f"{kind} --samples {input.recon}"

@@ -8,34 +8,40 @@ for _name, _asset in fetched_assets().items():
             f"fetch_{_name}"
         output:
             asset_path(_name),
-        params:
-            url=_asset["url"],
-            sha256=_asset.get("sha256", ""),
         log:
             f"{RESULTS}/logs/fetch/{_name}.log",
         localrule: True
+        conda:
+            "../envs/unite.yaml"
+        params:
+            py=PYTHON,
+            url=_asset["url"],
+            sha256=_asset.get("sha256", ""),
         shell:
-            "{PYTHON} -m unite fetch --url {params.url:q} --sha256 '{params.sha256}' "
+            "{params.py:q} -m unite fetch --url {params.url:q} --sha256 '{params.sha256}' "
             "--out {output:q} > {log} 2>&1"
 
 
 rule prepare:
     output:
         f"{RESULTS}/data/{{dataset}}.{{suffix}}",
-    wildcard_constraints:
-        suffix="npz|json",
-    params:
-        config=lambda wc: DATASETS[wc.dataset]["config"],
-        set=lambda wc: set_args(DATASETS[wc.dataset].get("set", [])),
     log:
         log("prepare", "dataset", "suffix"),
     benchmark:
         bench("prepare", "dataset", "suffix")
+    wildcard_constraints:
+        suffix="npz|json",
+    conda:
+        "../envs/unite.yaml"
     threads: threads_for("prepare")
     resources:
         **res("prepare"),
+    params:
+        py=PYTHON,
+        config=lambda wc: DATASETS[wc.dataset]["config"],
+        set=lambda wc: set_args(DATASETS[wc.dataset].get("set", [])),
     shell:
-        "{PYTHON} -m unite prepare --config {params.config:q} {params.set} --out {output:q} "
+        "{params.py:q} -m unite prepare --config {params.config:q} {params.set} --out {output:q} "
         "> {log} 2>&1"
 
 
@@ -44,19 +50,22 @@ rule digits_classifier:
         lambda wc: data_input(wc.dataset),
     output:
         classifier("{dataset}"),
-    params:
-        config=lambda wc: DATASETS[wc.dataset]["config"],
-        set=lambda wc: set_args(DATASETS[wc.dataset].get("set", [])),
-        root=lambda wc: data_root_args(wc.dataset),
     log:
         log("digits_classifier", "dataset"),
     benchmark:
         bench("digits_classifier", "dataset")
+    conda:
+        "../envs/unite.yaml"
     threads: threads_for("reference")
     resources:
         **res("reference"),
+    params:
+        py=PYTHON,
+        config=lambda wc: DATASETS[wc.dataset]["config"],
+        set=lambda wc: set_args(DATASETS[wc.dataset].get("set", [])),
+        root=lambda wc: data_root_args(wc.dataset),
     shell:
-        "{PYTHON} -m unite evaluate digits-classifier --config {params.config:q} {params.set} "
+        "{params.py:q} -m unite evaluate digits-classifier --config {params.config:q} {params.set} "
         "{params.root} --out {output:q} > {log} 2>&1"
 
 
@@ -66,18 +75,21 @@ rule reference_stats:
         weights=lambda wc: feature_weights(wc.dataset),
     output:
         reference_stats("{dataset}"),
-    params:
-        config=lambda wc: DATASETS[wc.dataset]["config"],
-        set=lambda wc: set_args(DATASETS[wc.dataset].get("set", [])),
-        root=lambda wc: data_root_args(wc.dataset),
-        features=lambda wc: feature_args(wc.dataset),
     log:
         log("reference_stats", "dataset"),
     benchmark:
         bench("reference_stats", "dataset")
+    conda:
+        "../envs/unite.yaml"
     threads: threads_for("reference")
     resources:
         **res("reference"),
+    params:
+        py=PYTHON,
+        config=lambda wc: DATASETS[wc.dataset]["config"],
+        set=lambda wc: set_args(DATASETS[wc.dataset].get("set", [])),
+        root=lambda wc: data_root_args(wc.dataset),
+        features=lambda wc: feature_args(wc.dataset),
     shell:
-        "{PYTHON} -m unite evaluate ref-stats --config {params.config:q} {params.set} "
+        "{params.py:q} -m unite evaluate ref-stats --config {params.config:q} {params.set} "
         "{params.root} {params.features} --out {output:q} > {log} 2>&1"

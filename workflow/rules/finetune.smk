@@ -10,16 +10,19 @@ rule finetune:
         vgg=vgg_input(),
     output:
         checkpoint("{exp}", "finetuned"),
-    params:
-        args=lambda wc: experiment_args(wc.exp),
-        env=torch_home_prefix(),
     log:
         log("finetune", "exp"),
     benchmark:
         bench("finetune", "exp")
+    conda:
+        "../envs/unite.yaml"
     threads: threads_for("finetune")
     resources:
         **res("finetune"),
+    params:
+        py=PYTHON,
+        args=lambda wc: experiment_args(wc.exp),
+        env=torch_home_prefix(),
     shell:
-        "{params.env}{PYTHON} -m unite finetune --ckpt {input.ckpt:q} --out {output:q} "
+        "{params.env}{params.py:q} -m unite finetune --ckpt {input.ckpt:q} --out {output:q} "
         "{params.args} > {log} 2>&1"

@@ -5,29 +5,26 @@ rule sample_shard:
     input:
         lambda wc: model_checkpoint(wc.exp),
     output:
-        temp(f"{RESULTS}/samples/{{exp}}/{{protocol}}/shard{{shard}}-of-{{nshards}}.npz"),
-    params:
-        size=lambda wc: sample_size_args(wc.exp, wc.protocol),
-        protocol=lambda wc: protocol_args(wc.protocol),
+        temp(
+            f"{RESULTS}/samples/{{exp}}/{{protocol}}/shard{{shard}}-of-{{nshards}}.npz"
+        ),
     log:
         log("sample_shard", "exp", "protocol", "shard", "nshards"),
     benchmark:
         bench("sample_shard", "exp", "protocol", "shard", "nshards")
+    conda:
+        "../envs/unite.yaml"
     threads: threads_for("sample")
     resources:
         **res("sample"),
+    params:
+        py=PYTHON,
+        size=lambda wc: sample_size_args(wc.exp, wc.protocol),
+        protocol=lambda wc: protocol_args(wc.protocol),
     shell:
-        "{PYTHON} -m unite sample --ckpt {input:q} --out {output:q} {params.size} "
+        "{params.py:q} -m unite sample --ckpt {input:q} --out {output:q} {params.size} "
         "{params.protocol} --shard {wildcards.shard} --num-shards {wildcards.nshards} "
         "> {log} 2>&1"
-
-
-def shard_files(wildcards):
-    n = EXPERIMENTS[wildcards.exp]["shards"]
-    return [
-        f"{RESULTS}/samples/{wildcards.exp}/{wildcards.protocol}/shard{i}-of-{n}.npz"
-        for i in range(n)
-    ]
 
 
 rule gather:
@@ -37,11 +34,15 @@ rule gather:
         samples("{exp}", "{protocol}"),
     log:
         log("gather", "exp", "protocol"),
+    conda:
+        "../envs/unite.yaml"
     threads: threads_for("gather")
     resources:
         **res("gather"),
+    params:
+        py=PYTHON,
     shell:
-        "{PYTHON} -m unite gather --inputs {input:q} --out {output:q} > {log} 2>&1"
+        "{params.py:q} -m unite gather --inputs {input:q} --out {output:q} > {log} 2>&1"
 
 
 rule sample_grid:
@@ -56,14 +57,17 @@ rule sample_grid:
             subcategory="{exp}",
             labels={"experiment": "{exp}", "figure": "samples"},
         ),
-    params:
-        per_class=config["evaluation"]["grid_per_class"],
-        protocol=protocol_args(PRIMARY),
     log:
         log("sample_grid", "exp"),
+    conda:
+        "../envs/unite.yaml"
     threads: threads_for("sample")
     resources:
         **res("sample"),
+    params:
+        py=PYTHON,
+        per_class=config["evaluation"]["grid_per_class"],
+        protocol=protocol_args(PRIMARY),
     shell:
-        "{PYTHON} -m unite sample --ckpt {input:q} --out {output.npz:q} "
+        "{params.py:q} -m unite sample --ckpt {input:q} --out {output.npz:q} "
         "--per-class {params.per_class} {params.protocol} --grid {output.png:q} > {log} 2>&1"

@@ -14,13 +14,19 @@ rule tables:
             )
             for f in table_files()
         ],
-    params:
-        roles=role_args(),
     log:
         f"{RESULTS}/logs/tables.log",
+    conda:
+        "../envs/unite.yaml"
     threads: threads_for("tables")
     resources:
         **res("tables"),
+    params:
+        py=PYTHON,
+        roles=role_args(),
+        out=lambda wc, output: Path(output[0]).parent,
+        results=lambda wc, output: Path(output[0]).parent.parent,
+        primary=PRIMARY,
     shell:
-        "{PYTHON} -m unite tables --results {RESULTS:q} --out {RESULTS:q}/tables "
-        "--primary {PRIMARY} {params.roles} > {log} 2>&1"
+        "{params.py:q} -m unite tables --results {params.results:q} --out {params.out:q} "
+        "--primary {params.primary} {params.roles} > {log} 2>&1"

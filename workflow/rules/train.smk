@@ -11,18 +11,20 @@ rule train:
     output:
         ckpt=checkpoint("{exp}", "trained"),
         metrics=f"{RESULTS}/checkpoints/{{exp}}/train_metrics.jsonl",
+    log:
+        log("train", "exp"),
+    benchmark:
+        bench("train", "exp")
+    conda:
+        "../envs/unite.yaml"
+    threads: threads_for("train")
+    resources:
+        **res("train"),
     params:
         run=lambda wc: run_dir(wc.exp),
         args=lambda wc: experiment_args(wc.exp),
         launch=lambda wc, resources: launcher(resources),
         env=torch_home_prefix(),
-    log:
-        log("train", "exp"),
-    benchmark:
-        bench("train", "exp")
-    threads: threads_for("train")
-    resources:
-        **res("train"),
     shell:
         "{params.env}{params.launch} train {params.args} --out {params.run:q} > {log} 2>&1 && "
         "ln -f {params.run:q}/checkpoints/last.pt {output.ckpt:q} && "

@@ -1,0 +1,129 @@
+"""The tables set the paper's numbers beside ours, say at which scale ours were obtained,
+print "not run" for roles nobody ran and "not fine-tuned" for a passed-through checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from unite import tables
+from unite.errors import UserError
+
+
+def metric_file(root, experiment, source, kind, metrics, scale=None, flags=()):
+    path = root / "metrics" / experiment / f"{source}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"experiment": experiment, "kind": kind, "metrics": metrics,
+              "scale": scale or {}, "flags": list(flags)}
+    path.write_text(json.dumps(record))
+    return path
+
+
+DIGITS_SCALE = {"dataset": "digits", "model_size": "tiny", "train_steps": 600,
+                "num_samples": 100, "solver": "heun", "steps": 25, "nfe": 50, "fine_tuned": False}
+
+
+@pytest.fixture
+def results(tmp_path):
+    root = tmp_path / "results"
+    metric_file(root, "digits", "gen_heun-balanced", "gen_images",
+                {"fid_digits": 12.3456, "is_digits": 7.5}, DIGITS_SCALE,
+                flags=["100 samples, fewer than the paper's 50000"])
+    metric_file(root, "digits", "recon_trained", "recon_images",
+                {"rfid_digits": 3.25, "psnr": 18.5, "lpips": None},
+                {**DIGITS_SCALE, "num_samples": 150})
+    metric_file(root, "digits", "recon_finetuned", "recon_images",
+                {"rfid_digits": 3.25, "psnr": 18.5}, {**DIGITS_SCALE, "num_samples": 150})
+    metric_file(root, "qm9", "recon_trained", "recon_molecules",
+                {"match_rate": 0.5, "rmsd": 0.21}, {"dataset": "qm9", "num_samples": 64})
+    metric_file(root, "qm9", "gen_heun-balanced", "gen_molecules",
+                {"validity": 0.25, "uniqueness": 1.0}, {"dataset": "qm9", "num_samples": 100})
+    return root
+
+
+def by_row(lines):
+    return {line.row: line for line in lines}
+
+
+def test_our_number_sits_beside_the_papers_with_its_scale(results):
+    roles = {"unite-b": "digits"}
+    rows = by_row(tables.build_table("table1_generation", tables.read_results(results), roles,
+                                     "heun-balanced"))
+    b = rows["UNITE-B"]
+    assert b.paper == {"fid": 2.12, "is": 294.1}
+    assert b.ours == {"fid": 12.3456, "is": 7.5}
+    assert b.experiment == "digits"
+    for part in ("digits", "model tiny", "600 steps", "100 samples", "heun", "NFE 50",
+                 "not fine-tuned"):
+        assert part in b.scale
+    # a digits-classifier FID is never passed off as an Inception FID
+    assert any("not Inception" in n for n in b.notes)
+    assert any("fewer than the paper" in n for n in b.notes)
+    assert rows["UNITE-L"].ours == {"fid": tables.NOT_RUN, "is": tables.NOT_RUN}
+    assert rows["DiT-XL/2 (SD-VAE)"].scale.startswith("paper baseline")
+
+
+def test_a_passed_through_checkpoint_reads_not_fine_tuned(results):
+    found = tables.read_results(results)
+    rows = by_row(tables.build_table("table2_reconstruction", found,
+                                     {"unite-b-120ep": "digits"}, "heun-balanced"))
+    assert rows["UNITE-B"].ours["rfid"] == 3.25
+    assert rows["UNITE-B + GAN decoder fine-tuning"].ours["rfid"] == tables.NOT_FINE_TUNED
+
+    really = json.loads((results / "metrics/digits/recon_finetuned.json").read_text())
+    really["scale"]["fine_tuned"] = True
+    (results / "metrics/digits/recon_finetuned.json").write_text(json.dumps(really))
+    rows = by_row(tables.build_table("table2_reconstruction", tables.read_results(results),
+                                     {"unite-b-120ep": "digits"}, "heun-balanced"))
+    assert rows["UNITE-B + GAN decoder fine-tuning"].ours["rfid"] == 3.25
+
+
+def test_rates_are_printed_in_percent_like_the_paper(results):
+    rows = by_row(tables.build_table("table3_qm9", tables.read_results(results),
+                                     {"unite-s-qm9": "qm9"}, "heun-balanced"))
+    s = rows["UNITE-S"]
+    assert s.ours == {"match_rate": 50.0, "rmsd": 0.21, "validity": 25.0, "uniqueness": 100.0}
+    assert s.paper["match_rate"] == 99.37
+
+
+def test_every_table_is_written_in_three_formats(results, tmp_path):
+    out = tmp_path / "tables"
+    written = tables.write_tables(results, out, {"unite-b": "digits"}, "heun-balanced")
+    assert sorted(p.name for p in written) == sorted(
+        f"{stem}.{fmt}" for stem in tables.TABLE_STEMS for fmt in tables.TABLE_FORMATS)
+    assert len(tables.TABLE_STEMS) == 6
+    md = (out / "table1_generation.md").read_text()
+    assert "| UNITE-B | digits | 2.12 | 12.35 |" in md
+    with open(out / "table1_generation.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][:4] == ["Row", "Ours from", "gFID paper", "gFID ours"]
+    assert rows[1][:4] == ["UNITE-B", "digits", "2.12", "12.35"]
+    tex = (out / "table6_ablations.tex").read_text()
+    assert r"\begin{tabular}" in tex and "not run" in tex
+    # every paper row of Table 6 that nobody ran says so
+    assert (out / "table6_ablations.md").read_text().count("not run") >= 3 * 12
+
+
+def test_unknown_role_is_a_user_error():
+    with pytest.raises(UserError, match="unknown role"):
+        tables.parse_roles(["unite-q=digits"])
+    with pytest.raises(UserError, match="ROLE=EXPERIMENT"):
+        tables.parse_roles(["unite-b"])
+
+
+def test_cli_writes_tables_and_reports_mistakes_in_one_line(results, tmp_path):
+    out = tmp_path / "t"
+    ok = subprocess.run([sys.executable, "-m", "unite", "tables", "--results", str(results),
+                         "--out", str(out), "--role", "unite-b=digits"],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert (out / "table4_protocol.md").is_file()
+    bad = subprocess.run([sys.executable, "-m", "unite", "tables", "--results",
+                          str(tmp_path / "missing"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: --results") and "Traceback" not in bad.stderr

@@ -1,0 +1,77 @@
+"""`snakemake -n` plans the whole chain, data -> training -> fine-tuning -> sampling shards ->
+evaluation -> tables, for the embedded default and for the paper's full reproduction."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import pytest
+import yaml
+
+from workflow_helpers import REPO, snakemake
+
+CHAIN = ("train", "finetune", "sample_shard", "gather", "evaluate_samples", "reconstruct",
+         "evaluate_recon")
+
+
+def planned_jobs(output: str) -> dict[str, list[dict]]:
+    """rule -> wildcards of each planned job, from a dry run's job listing."""
+    jobs: dict[str, list[dict]] = defaultdict(list)
+    for block in re.split(r"\n(?=\[[^\n]*\]\nrule |rule )", output):
+        m = re.search(r"^(?:\[[^\n]*\]\n)?(?:local)?rule (\S+):", block, re.M)
+        if not m:
+            continue
+        wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        pairs = dict(p.split("=", 1) for p in wc.group(1).split(", ")) if wc else {}
+        jobs[m.group(1)].append(pairs)
+    return jobs
+
+
+def dry_run(*args: str) -> dict[str, list[dict]]:
+    run = snakemake(["-n", *args], cwd=REPO, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:]
+    return planned_jobs(run.stdout)
+
+
+def check_chain(jobs: dict, cfg: dict) -> None:
+    defaults = cfg.get("experiment_defaults", {})
+    primary = cfg["sampling"]["primary"]
+    for name, spec in cfg["experiments"].items():
+        spec = {**defaults, **spec}
+        per_exp = {rule: [w for w in jobs[rule] if w.get("exp") == name] for rule in CHAIN}
+        for rule in CHAIN:
+            assert per_exp[rule], f"{name}: no {rule} job planned"
+        protocols = set([primary] + spec.get("protocols", []))
+        shards = spec.get("shards", 1)
+        assert len(per_exp["sample_shard"]) == shards * len(protocols), name
+        assert {w["protocol"] for w in per_exp["gather"]} == protocols, name
+        if spec.get("finetune", True):
+            assert {w["stage"] for w in per_exp["reconstruct"]} == {"trained", "finetuned"}
+    assert len(jobs["tables"]) == 1
+
+
+def test_embedded_default_plans_the_whole_chain():
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    jobs = dry_run()
+    check_chain(jobs, cfg)
+    assert jobs["prepare"] and jobs["loss_curves"] and jobs["sample_grid"]
+
+
+@pytest.mark.timeout(600)
+def test_paper_config_plans_every_experiment():
+    cfg = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    jobs = dry_run("--configfile", "config/paper.yaml")
+    check_chain(jobs, cfg)
+    names = set(cfg["experiments"])
+    # ImageNet B/L/XL, the Table 6 / Sec. 4 ablations, QM9 and MP20 with UNITE-S
+    for required in ("unite-b", "unite-l", "unite-xl", "unite-b-120ep", "unite-b-separate",
+                     "unite-b-nostopgrad", "unite-b-noise0.0", "unite-b-noise-none",
+                     "unite-b-shift-none", "unite-b-shift0.75", "unite-s-qm9", "unite-s-mp20"):
+        assert required in names
+        assert any(w["exp"] == required for w in jobs["train"])
+    # Table 4: three protocols of the same UNITE-B checkpoint
+    assert {w["protocol"] for w in jobs["gather"] if w["exp"] == "unite-b"} == {
+        "heun-balanced", "dopri5-balanced", "dopri5-random"}
+    # weights are fetched on the login node with a checksum
+    assert jobs["fetch_inception_weights"] and jobs["fetch_vgg16_weights"]
