@@ -1,6 +1,7 @@
 # Config validation, the experiment table and the helpers the rules share. Rules stay thin:
 # every job runs one `python -m unite ...` command; all logic lives in src/unite.
 
+import os
 import re
 import shlex
 import sys
@@ -134,6 +135,12 @@ DATA_CFG = {
     )
     for name, d in DATASETS.items()
 }
+for _name, _d in DATASETS.items():
+    for _asset in _d["assets"]:
+        if _asset not in config["assets"]:
+            raise WorkflowError(
+                f"config key 'datasets.{_name}.assets': {_asset!r} is not one of the assets"
+            )
 LIB = {
     name: library_config(e["config"], e["set"], f"config key 'experiments.{name}'")
     for name, e in EXPERIMENTS.items()
@@ -247,6 +254,20 @@ def set_args(items: list) -> str:
     return " ".join(f"--set {shlex.quote(s)}" for s in items)
 
 
+def raw_data_input(dataset: str) -> list:
+    """The raw files a dataset's preparation reads (downloaded or local)."""
+    return [asset_path(a) for a in DATASETS[dataset]["assets"]]
+
+
+def raw_root_args(dataset: str) -> str:
+    """data.root for preparation: the common folder of the dataset's raw files, if any."""
+    files = raw_data_input(dataset)
+    if not files:
+        return ""
+    folder = os.path.commonpath([str(Path(f).parent) for f in files])
+    return set_args([f"data.root={folder}"])
+
+
 def data_input(dataset: str) -> list:
     """The prepared file a job reads (none when the dataset is read in place)."""
     return [prepared_path(dataset)] if DATASETS[dataset]["prepare"] else []
@@ -298,16 +319,31 @@ def sample_size_args(exp: str, protocol: str) -> str:
     return f"--per-class {per_class}"
 
 
-def protocol_args(protocol: str) -> str:
+def protocol_args(protocol: str, with_cfg: bool = True) -> str:
+    """Solver, steps, seed, guidance scale and interval of a sampling protocol."""
     p = PROTOCOLS[protocol]
     args = [f"--solver {p['solver']}", f"--seed {p['seed']}"]
     if "steps" in p:
         args.append(f"--steps {p['steps']}")
-    if "cfg" in p:
+    if "cfg" in p and with_cfg:
         args.append(f"--cfg {p['cfg']}")
     if "interval" in p:
         args.append(f"--interval {p['interval'][0]} {p['interval'][1]}")
     return " ".join(args)
+
+
+def recon_limit_args(exp: str) -> str:
+    limit = EXPERIMENTS[exp]["recon_limit"]
+    return f"--limit {limit}" if limit else ""
+
+
+def sweep_size_args(exp: str) -> str:
+    """The sweep's samples per scale: sampling.cfg_sweep.num_samples, else the primary's."""
+    total = config["sampling"]["cfg_sweep"]["num_samples"]
+    if not total:
+        return sample_size_args(exp, PRIMARY)
+    random = " --random-labels" if PROTOCOLS[PRIMARY]["random_labels"] else ""
+    return f"--num-samples {total}{random}"
 
 
 def feature_weights(dataset: str) -> str:

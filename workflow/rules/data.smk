@@ -23,6 +23,8 @@ for _name, _asset in fetched_assets().items():
 
 
 rule prepare:
+    input:
+        lambda wc: raw_data_input(wc.dataset),
     output:
         f"{RESULTS}/data/{{dataset}}.{{suffix}}",
     log:
@@ -40,8 +42,10 @@ rule prepare:
         py=PYTHON,
         config=lambda wc: DATASETS[wc.dataset]["config"],
         set=lambda wc: set_args(DATASETS[wc.dataset].get("set", [])),
+        root=lambda wc: raw_root_args(wc.dataset),
     shell:
-        "{params.py:q} -m unite prepare --config {params.config:q} {params.set} --out {output:q} "
+        "{params.py:q} -m unite prepare --config {params.config:q} {params.set} {params.root} "
+        "--out {output:q} "
         "> {log} 2>&1"
 
 

@@ -43,10 +43,10 @@ rule reconstruct:
         **res("reconstruct"),
     params:
         py=PYTHON,
-        limit=lambda wc: EXPERIMENTS[wc.exp]["recon_limit"],
+        limit=lambda wc: recon_limit_args(wc.exp),
     shell:
         "{params.py:q} -m unite reconstruct --ckpt {input.ckpt:q} --split val --out {output:q} "
-        "--limit {params.limit} > {log} 2>&1"
+        "{params.limit} > {log} 2>&1"
 
 
 rule evaluate_recon:
@@ -92,11 +92,11 @@ rule cfg_sweep:
         py=PYTHON,
         features=lambda wc: feature_args(EXPERIMENTS[wc.exp]["dataset"]),
         scales=" ".join(map(str, config["sampling"]["cfg_sweep"]["scales"])),
-        size=lambda wc: sample_size_args(wc.exp, PRIMARY),
-        protocol=protocol_args(PRIMARY),
+        size=lambda wc: sweep_size_args(wc.exp),
+        protocol=protocol_args(PRIMARY, with_cfg=False),
     shell:
         "{params.py:q} -m unite evaluate cfg-sweep --ckpt {input.ckpt:q} --ref {input.ref:q} "
-        "{params.features} --scales {params.scales} {params.size} {params.protocol} "
+        "{params.features} --scales {params.scales} --patience 0 {params.size} {params.protocol} "
         "--out {output:q} > {log} 2>&1"
 
 
