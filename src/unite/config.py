@@ -103,6 +103,7 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 500
     eval_every: int = 0  # 0 = only at the end
+    eval_samples: int = 256  # held-out (val) examples for the periodic EMA reconstruction eval
 
 
 @dataclass

@@ -1,0 +1,121 @@
+"""Optimisers, learning-rate schedule and EMA of the joint training (REFERENCE section 2).
+
+Parameter split: Muon (momentum 0.95, ``adjust_lr_fn="match_rms_adamw"`` so that it can share
+the AdamW learning rate) for the 2-D weight matrices inside transformer blocks (attention,
+MLP and adaLN linears of the GE and decoder bodies); AdamW (0.9, 0.999) for everything else:
+patch/latent/time/class embeddings, the register embedding, final layers, biases and norms.
+
+The schedule is counted in *optimizer* steps: gradient accumulation does not stretch it
+(the authors' code counted micro-batches, REFERENCE section 8).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from unite.config import Config
+from unite.errors import UserError
+
+
+def is_muon_param(name: str, p: torch.Tensor) -> bool:
+    """A 2-D weight matrix inside a transformer block (``...blocks.<i>...``)."""
+    return p.ndim == 2 and ".blocks." in f".{name}"
+
+
+def split_params(model: nn.Module) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
+    """-> (muon, adamw) lists of (name, param); shared parameters appear once."""
+    muon, adamw = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (muon if is_muon_param(name, p) else adamw).append((name, p))
+    return muon, adamw
+
+
+def build_optimizers(model: nn.Module, cfg: Config) -> list[torch.optim.Optimizer]:
+    """[Muon, AdamW] (``train.muon``) or [AdamW] for every parameter."""
+    t = cfg.train
+    muon, adamw = split_params(model)
+    if not t.muon:
+        adamw, muon = muon + adamw, []
+    optimizers: list[torch.optim.Optimizer] = []
+    if muon:
+        if not hasattr(torch.optim, "Muon"):
+            raise UserError(
+                f"train.muon=true needs torch.optim.Muon (PyTorch >= 2.9; this is {torch.__version__}); "
+                "upgrade PyTorch or set train.muon=false (AdamW for every parameter)"
+            )
+        optimizers.append(
+            torch.optim.Muon(
+                [p for _, p in muon],
+                lr=t.lr,
+                weight_decay=t.weight_decay,
+                momentum=0.95,
+                adjust_lr_fn="match_rms_adamw",
+            )
+        )
+    optimizers.append(
+        torch.optim.AdamW([p for _, p in adamw], lr=t.lr, betas=(0.9, 0.999), weight_decay=t.weight_decay)
+    )
+    return optimizers
+
+
+class WarmupCosine:
+    """Linear warm-up to ``lr`` over ``warmup`` optimizer steps, then cosine to ``min_lr`` at ``total``."""
+
+    def __init__(self, lr: float, min_lr: float, warmup: int, total: int):
+        self.lr, self.min_lr, self.warmup, self.total = lr, min_lr, warmup, total
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> WarmupCosine:
+        t = cfg.train
+        return cls(t.lr, t.min_lr, t.warmup_steps, t.steps)
+
+    def lr_at(self, step: int) -> float:
+        """LR used by optimizer step ``step`` (0-based)."""
+        if self.warmup > 0 and step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        span = max(1, self.total - self.warmup)
+        progress = min(1.0, (step - self.warmup) / span)
+        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+    def apply(self, optimizers: list[torch.optim.Optimizer], step: int) -> float:
+        lr = self.lr_at(step)
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return lr
+
+    def state_dict(self) -> dict:
+        return {"lr": self.lr, "min_lr": self.min_lr, "warmup": self.warmup, "total": self.total}
+
+    def load_state_dict(self, state: dict) -> None:
+        # the schedule is a pure function of the step and the config; the config wins so that
+        # an extended run (train.steps raised on resume) follows its new horizon
+        pass
+
+
+class EMA:
+    """Exponential moving average of every parameter (buffers copied); evaluation uses it."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval()
+        self.module.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema_params = list(self.module.parameters())
+        params = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - self.decay)
+        for eb, b in zip(self.module.buffers(), model.buffers()):
+            eb.copy_(b)
+
+    def state_dict(self) -> dict:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state)
