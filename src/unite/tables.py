@@ -249,22 +249,39 @@ def fmt_number(value) -> str:
     return str(value)
 
 
-def describe_scale(results: list[Result]) -> str:
-    """The scale our number was obtained at: dataset, model, steps, samples, solver ..."""
+def scale_parts(res: Result, skip: tuple[str, ...] = ()) -> list[str]:
     parts: list[str] = []
+    for key, template in SCALE_KEYS:
+        value = res.scale.get(key)
+        if key in skip or value in (None, "", []):
+            continue
+        parts.append(template.format(fmt_number(value) if not isinstance(value, str) else value))
+    if res.scale.get("fine_tuned") is False:
+        parts.append(NOT_FINE_TUNED)
+    if res.scale.get("random_labels"):
+        parts.append("random labels")
+    return parts
+
+
+def describe_scale(results: list[Result]) -> str:
+    """The scale our number was obtained at: dataset, model, steps, samples, solver ...
+    A row fed by several files (generation and reconstruction) says which is which."""
+    if len(results) <= 1:
+        return ", ".join(scale_parts(results[0])) if results else ""
+    shared = ("dataset", "model_size", "train_steps", "epochs")
+    first = results[0]
+    common = [template.format(fmt_number(first.scale[k]) if not isinstance(first.scale[k], str)
+                              else first.scale[k])
+              for k, template in SCALE_KEYS
+              if k in shared and first.scale.get(k) not in (None, "", [])
+              and all(r.scale.get(k) == first.scale[k] for r in results)]
+    same = {k for k in shared if all(r.scale.get(k) == first.scale.get(k) for r in results)}
+    pieces = [", ".join(common)] if common else []
     for res in results:
-        for key, template in SCALE_KEYS:
-            value = res.scale.get(key)
-            if value in (None, "", []):
-                continue
-            text = template.format(fmt_number(value) if not isinstance(value, str) else value)
-            if text not in parts:
-                parts.append(text)
-        if res.scale.get("fine_tuned") is False and NOT_FINE_TUNED not in parts:
-            parts.append(NOT_FINE_TUNED)
-        if res.scale.get("random_labels") and "random labels" not in parts:
-            parts.append("random labels")
-    return ", ".join(parts)
+        label = "generation" if res.kind.startswith("gen") else (
+            "reconstruction" if res.kind.startswith("recon") else res.source)
+        pieces.append(f"{label}: " + ", ".join(scale_parts(res, skip=tuple(same))))
+    return "; ".join(pieces)
 
 
 def lookup(res: Result, key: str) -> tuple[object, str | None]:
