@@ -78,9 +78,15 @@ EXPERIMENT_FALLBACK = {
 }
 
 
-def experiment_table(cfg: dict) -> dict:
-    """Experiments with experiment_defaults merged in, checked against datasets/protocols."""
-    table = {}
+def experiment_table(cfg: dict) -> tuple[dict, dict]:
+    """Experiments with experiment_defaults merged in, checked against datasets/protocols,
+    and their library configs (loaded and validated now)."""
+    if cfg["sampling"]["primary"] not in cfg["sampling"]["protocols"]:
+        raise WorkflowError(
+            f"config key 'sampling.primary': {cfg['sampling']['primary']!r} is not one of "
+            f"sampling.protocols ({', '.join(cfg['sampling']['protocols'])})"
+        )
+    table, libs = {}, {}
     for name, spec in cfg["experiments"].items():
         merged = {**EXPERIMENT_FALLBACK, **cfg.get("experiment_defaults", {}), **spec}
         for key in ("config", "dataset"):
@@ -107,8 +113,8 @@ def experiment_table(cfg: dict) -> dict:
                 f"config key 'experiments.{name}.analyses': trajectory draws decoded images; "
                 "it needs an image experiment"
             )
-        table[name] = merged
-    return table
+        table[name], libs[name] = merged, lib
+    return table, libs
 
 
 def library_config(path: str, overrides: list, where: str):
@@ -125,7 +131,7 @@ check_workflow_config(
 )
 RESULTS = config["results"].rstrip("/")
 PYTHON = config.get("python") or sys.executable
-EXPERIMENTS = experiment_table(config)
+EXPERIMENTS, LIB = experiment_table(config)
 DATASETS = config["datasets"]
 PROTOCOLS = config["sampling"]["protocols"]
 PRIMARY = config["sampling"]["primary"]
@@ -141,10 +147,6 @@ for _name, _d in DATASETS.items():
             raise WorkflowError(
                 f"config key 'datasets.{_name}.assets': {_asset!r} is not one of the assets"
             )
-LIB = {
-    name: library_config(e["config"], e["set"], f"config key 'experiments.{name}'")
-    for name, e in EXPERIMENTS.items()
-}
 
 
 def modality(exp: str) -> str:
