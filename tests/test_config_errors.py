@@ -10,48 +10,50 @@ import pytest
 from workflow_helpers import REPO, default_config, snakemake, write_config
 
 
-def broken(change) -> dict:
-    cfg = copy.deepcopy(default_config())
-    change(cfg)
-    return cfg
-
-
 def exp(cfg) -> dict:
     return next(iter(cfg["experiments"].values()))
 
 
+def plan(change, tmp_path) -> str:
+    """Dry-run with a broken copy of the embedded default; returns what snakemake printed."""
+    cfg = copy.deepcopy(default_config())
+    change(cfg)
+    path = write_config(cfg, tmp_path / "bad.yaml")
+    run = snakemake(["-n", "--configfile", str(path)], cwd=REPO, timeout=120)
+    assert run.returncode != 0
+    assert "Traceback (most recent call last)" not in run.stdout
+    assert "Building DAG of jobs" not in run.stdout  # stopped before planning any job
+    return run.stdout
+
+
+def test_every_schema_violation_is_named_at_once(tmp_path):
+    def change(c):
+        exp(c)["shards"] = 0
+        c["resourses"] = c.pop("resources")
+        c["sampling"]["protocols"]["heun-balanced"]["solver"] = "rk4"
+        c["launcher"]["mode"] = "mpirun"
+
+    out = plan(change, tmp_path)
+    for expected in ("config key 'experiments.digits.shards': 0 is less than the minimum of 1",
+                     "'resourses' was unexpected",
+                     "config key 'sampling.protocols.heun-balanced.solver': 'rk4' is not one of",
+                     "config key 'launcher.mode': 'mpirun' is not one of"):
+        assert expected in out, out[-3000:]
+
+
 CASES = {
-    "shards below one": (
-        lambda c: exp(c).update(shards=0),
-        "config key 'experiments.digits.shards'",
-    ),
-    "typo in a top-level key": (
-        lambda c: c.update(resourses=c.pop("resources")),
-        "'resourses' was unexpected",
-    ),
-    "unknown solver": (
-        lambda c: c["sampling"]["protocols"]["heun-balanced"].update(solver="rk4"),
-        "config key 'sampling.protocols.heun-balanced.solver'",
-    ),
-    "negative GPU request": (
-        lambda c: c["resources"].update(train={"gpu": -1}),
-        "config key 'resources.train.gpu'",
-    ),
     "protocol nobody defined": (
         lambda c: exp(c).update(protocols=["euler-fast"]),
-        "config key 'experiments.digits.protocols'",
+        ["config key 'experiments.digits.protocols': 'euler-fast' is not one of"],
     ),
     "typo in a library override": (
         lambda c: exp(c).update(set=["train.stepz=3"]),
-        "config key 'train.stepz': unknown key (did you mean 'train.steps'?)",
-    ),
-    "library value out of range": (
-        lambda c: exp(c).update(set=["train.steps=0"]),
-        "config key 'train.steps': must be > 0",
+        ["config key 'experiments.digits'",
+         "config key 'train.stepz': unknown key (did you mean 'train.steps'?)"],
     ),
     "missing library config": (
         lambda c: exp(c).update(config="config/experiments/nope.yaml"),
-        "config file not found: config/experiments/nope.yaml",
+        ["config file not found: config/experiments/nope.yaml"],
     ),
 }
 
@@ -59,18 +61,6 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_value_stops_the_run_naming_the_key(name, tmp_path):
     change, expected = CASES[name]
-    cfg = write_config(broken(change), tmp_path / "bad.yaml")
-    run = snakemake(["-n", "--configfile", str(cfg)], cwd=REPO, timeout=120)
-    assert run.returncode != 0
-    assert expected in run.stdout, run.stdout[-3000:]
-    assert "Traceback (most recent call last)" not in run.stdout
-    assert "Building DAG of jobs" not in run.stdout  # stopped before planning any job
-
-
-def test_the_library_error_says_which_experiment(tmp_path):
-    cfg = write_config(broken(lambda c: exp(c).update(set=["model.size=XXL"])),
-                       tmp_path / "bad.yaml")
-    run = snakemake(["-n", "--configfile", str(cfg)], cwd=REPO, timeout=120)
-    assert run.returncode != 0
-    assert "config key 'experiments.digits'" in run.stdout
-    assert "config key 'model.size': 'XXL' is not one of" in run.stdout
+    out = plan(change, tmp_path)
+    for text in expected:
+        assert text in out, out[-3000:]
