@@ -32,7 +32,7 @@ rule analyze:
 
 rule loss_curves:
     input:
-        f"{RESULTS}/checkpoints/{{exp}}/train_metrics.jsonl",
+        train_metrics("{exp}"),
     output:
         json=f"{RESULTS}/figures/{{exp}}/loss_curves.json",
         png=report(

@@ -187,18 +187,26 @@ def run_dir(exp: str) -> str:
     return f"{RESULTS}/runs/{exp}"
 
 
-def checkpoint(exp: str, stage: str) -> str:
+def ckpt_path(exp: str, stage: str) -> str:
     folder = {"trained": "checkpoints", "finetuned": "finetuned"}[stage]
     return f"{RESULTS}/{folder}/{exp}/{stage}.pt"
 
 
 def model_checkpoint(exp: str) -> str:
     """The checkpoint that samples are drawn from: fine-tuned when the stage is on."""
-    return checkpoint(exp, "finetuned" if EXPERIMENTS[exp]["finetune"] else "trained")
+    return ckpt_path(exp, "finetuned" if EXPERIMENTS[exp]["finetune"] else "trained")
 
 
 def recon_stages(exp: str) -> list:
     return ["trained", "finetuned"] if EXPERIMENTS[exp]["finetune"] else ["trained"]
+
+
+def train_metrics(exp: str) -> str:
+    return f"{RESULTS}/checkpoints/{exp}/train_metrics.jsonl"
+
+
+def recon(exp: str, stage: str) -> str:
+    return f"{RESULTS}/recon/{exp}/{stage}.npz"
 
 
 def samples(exp: str, protocol: str) -> str:
@@ -420,6 +428,32 @@ def figure_files() -> list:
     for exp in EXPERIMENTS:
         files.append(f"{RESULTS}/figures/{exp}/loss_curves.png")
     return files
+
+
+def stage_files() -> dict:
+    """What each pipeline stage produces (the `stage_*` target rules; DVC runs one each)."""
+    used = {e["dataset"] for e in EXPERIMENTS.values()}
+    image_sets = {EXPERIMENTS[e]["dataset"] for e in image_experiments()}
+    reference = [reference_stats(d) for d in sorted(image_sets)]
+    if config["evaluation"]["image_features"] == "digits":
+        reference += [classifier(d) for d in sorted(image_sets)]
+    return {
+        "prepare": [prepared_path(d) for d in sorted(used) if DATASETS[d]["prepare"]],
+        "reference": reference,
+        "train": [ckpt_path(e, "trained") for e in EXPERIMENTS]
+        + [train_metrics(e) for e in EXPERIMENTS],
+        "finetune": [
+            ckpt_path(e, "finetuned") for e in EXPERIMENTS if EXPERIMENTS[e]["finetune"]
+        ],
+        "sample": [
+            samples(e, p) for e in EXPERIMENTS for p in EXPERIMENTS[e]["protocols"]
+        ],
+        "reconstruct": [recon(e, s) for e in EXPERIMENTS for s in recon_stages(e)],
+        "evaluate": [f for f in all_metrics() if f.startswith(f"{RESULTS}/metrics/")],
+        "analyze": [f for f in all_metrics() if f.startswith(f"{RESULTS}/analysis/")],
+        "figures": figure_files(),
+        "tables": table_files(),
+    }
 
 
 def role_args() -> str:

@@ -28,10 +28,10 @@ rule evaluate_samples:
 
 rule reconstruct:
     input:
-        ckpt=lambda wc: checkpoint(wc.exp, wc.stage),
+        ckpt=lambda wc: ckpt_path(wc.exp, wc.stage),
         data=lambda wc: data_input(EXPERIMENTS[wc.exp]["dataset"]),
     output:
-        f"{RESULTS}/recon/{{exp}}/{{stage}}.npz",
+        recon("{exp}", "{stage}"),
     log:
         log("reconstruct", "exp", "stage"),
     benchmark:
@@ -52,7 +52,7 @@ rule reconstruct:
 rule evaluate_recon:
     input:
         unpack(image_reference),
-        recon=f"{RESULTS}/recon/{{exp}}/{{stage}}.npz",
+        recon=recon("{exp}", "{stage}"),
         vgg=vgg_input(),
     output:
         metric("{exp}", "recon_{stage}"),

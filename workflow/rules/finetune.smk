@@ -5,11 +5,11 @@
 
 rule finetune:
     input:
-        ckpt=checkpoint("{exp}", "trained"),
+        ckpt=ckpt_path("{exp}", "trained"),
         data=lambda wc: data_input(EXPERIMENTS[wc.exp]["dataset"]),
         vgg=vgg_input(),
     output:
-        checkpoint("{exp}", "finetuned"),
+        ckpt_path("{exp}", "finetuned"),
     log:
         log("finetune", "exp"),
     benchmark:

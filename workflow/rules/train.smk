@@ -9,8 +9,8 @@ rule train:
         config=lambda wc: EXPERIMENTS[wc.exp]["config"],
         vgg=vgg_input(),
     output:
-        ckpt=checkpoint("{exp}", "trained"),
-        metrics=f"{RESULTS}/checkpoints/{{exp}}/train_metrics.jsonl",
+        ckpt=ckpt_path("{exp}", "trained"),
+        metrics=train_metrics("{exp}"),
     log:
         log("train", "exp"),
     benchmark:
