@@ -159,3 +159,8 @@ def test_tiny_model_learns_to_reconstruct():
         loss.backward()
         opt.step()
     assert loss.item() < 0.4 * first
+
+
+def test_decoder_aligns_registers_with_slots_only_when_counts_agree():
+    assert build_model(make_cfg("qm9")).decoder.aligned  # K = 29 = slots: register i -> slot i
+    assert not build_model(make_cfg("qm9", num_registers=7)).decoder.aligned
