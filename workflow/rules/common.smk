@@ -299,7 +299,9 @@ def experiment_args(exp: str) -> str:
 
 
 def launcher(resources) -> str:
-    """How training starts: one process, torchrun on one node, or srun + torchrun per node."""
+    """How training starts: one process, torchrun on one node, or srun + torchrun per node.
+    `gpu` is the job's total GPU count (the plugin's --gpus); srun mode spreads it evenly.
+    """
     mode = config["launcher"]["mode"]
     py = shlex.quote(PYTHON)
     if mode == "python":
@@ -308,10 +310,12 @@ def launcher(resources) -> str:
     if mode == "torchrun":
         return f"{py} -m torch.distributed.run --standalone --nproc_per_node={gpus} -m unite"
     nodes = int(resources.nodes)
+    per_node = max(gpus // nodes, 1)
     endpoint = '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
+    # --overlap: the rule itself already runs inside a one-task job step
     return (
-        f"srun --nodes={nodes} --ntasks-per-node=1 {py} -m torch.distributed.run "
-        f"--nnodes={nodes} --nproc_per_node={gpus} --rdzv_id=$SLURM_JOB_ID "
+        f"srun --overlap --nodes={nodes} --ntasks-per-node=1 {py} -m torch.distributed.run "
+        f"--nnodes={nodes} --nproc_per_node={per_node} --rdzv_id=$SLURM_JOB_ID "
         f"--rdzv_backend=c10d --rdzv_endpoint={endpoint}:{config['launcher']['port']} -m unite"
     )
 
