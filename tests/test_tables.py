@@ -54,8 +54,8 @@ def test_our_number_sits_beside_the_papers_with_its_scale(results):
     rows = by_row(tables.build_table("table1_generation", tables.read_results(results), roles,
                                      "heun-balanced"))
     b = rows["UNITE-B"]
-    assert b.paper == {"fid": 2.12, "is": 294.1}
-    assert b.ours == {"fid": 12.3456, "is": 7.5}
+    assert b.paper == {"fid": 2.12, "is": 294.1, "best_fid": 2.12, "best_cfg": None}
+    assert b.ours == {"fid": 12.3456, "is": 7.5, "best_fid": None, "best_cfg": None}
     assert b.experiment == "digits"
     for part in ("digits", "model tiny", "600 steps", "100 samples", "heun", "NFE 50",
                  "not fine-tuned"):
@@ -63,8 +63,19 @@ def test_our_number_sits_beside_the_papers_with_its_scale(results):
     # a digits-classifier FID is never passed off as an Inception FID
     assert any("not Inception" in n for n in b.notes)
     assert any("fewer than the paper" in n for n in b.notes)
-    assert rows["UNITE-L"].ours == {"fid": tables.NOT_RUN, "is": tables.NOT_RUN}
+    assert set(rows["UNITE-L"].ours.values()) == {tables.NOT_RUN}
     assert rows["DiT-XL/2 (SD-VAE)"].scale.startswith("paper baseline")
+
+
+def test_the_guidance_sweep_fills_the_best_cfg_columns(results):
+    metric_file(results, "digits", "cfg_sweep", "cfg_sweep",
+                {"best_cfg": 2.0, "best_fid": 9.5, "fid_key": "fid_digits", "points": []},
+                {**DIGITS_SCALE, "solver": "heun"})
+    rows = by_row(tables.build_table("table1_generation", tables.read_results(results),
+                                     {"unite-b": "digits"}, "heun-balanced"))
+    b = rows["UNITE-B"]
+    assert (b.ours["fid"], b.ours["best_fid"], b.ours["best_cfg"]) == (12.3456, 9.5, 2.0)
+    assert "generation:" in b.scale and "cfg_sweep:" in b.scale
 
 
 def test_a_passed_through_checkpoint_reads_not_fine_tuned(results):
