@@ -135,3 +135,33 @@ def test_muon_gets_block_matrices_and_adamw_the_rest():
     assert opts[0].defaults["momentum"] == 0.95
     only_adamw = build_optimizers(model, tiny_config("train.muon=false"))
     assert [type(o).__name__ for o in only_adamw] == ["AdamW"]
+
+
+def test_flow_schedule_is_off_then_ramps_to_full_weight():
+    from unite.training import flow_weight_at
+
+    cfg = tiny_config("train.flow_start=10", "train.flow_ramp=4", "train.flow_weight=2.0")
+    assert [flow_weight_at(s, cfg) for s in (0, 9, 10, 11, 13, 100)] == [0, 0, 0.5, 1.0, 2.0, 2.0]
+    assert flow_weight_at(0, tiny_config()) == 1.0  # default: the paper, full weight from step 0
+
+
+def test_flow_term_enters_the_loss_only_once_the_schedule_starts():
+    torch.manual_seed(0)
+    cfg = tiny_config("train.flow_start=5")
+    model = build_model(cfg)
+    objective = JointObjective(model, cfg)
+    x, y = _batch(cfg)
+    torch.manual_seed(1)
+    before, parts = objective(x, y)
+    assert torch.allclose(before.detach(), parts["recon"]) and parts["flow"] > 0
+    objective.step = 5
+    torch.manual_seed(1)
+    after, parts = objective(x, y)
+    assert torch.allclose(after.detach(), parts["recon"] + parts["flow"])
+
+
+def test_a_negative_flow_start_is_refused_naming_the_key():
+    from unite.errors import UserError
+
+    with pytest.raises(UserError, match="train.flow_start"):
+        tiny_config("train.flow_start=-1")

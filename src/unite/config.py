@@ -94,6 +94,13 @@ class TrainConfig:
     lpips_weight: float = 1.0
     lpips_pretrained: bool = True  # False: random VGG backbone (tests; offline)
     flow_weight: float = 1.0
+    # Flow-loss schedule in optimizer steps (0, 0 = the paper: full weight from step 0). The
+    # flow term is off before `flow_start` and ramps linearly to `flow_weight` over
+    # `flow_ramp` steps. Tiny CPU models need it: with the flow loss on from step 0 the shared
+    # GE learns "ignore the registers at t ~ 0" for denoising before the tokenizer (also run at
+    # t ~ 0) has learnt to read the patches, and every latent collapses to one constant.
+    flow_start: int = 0
+    flow_ramp: int = 0
     atom_type_weight: float = 1.0  # atoms: cross-entropy on slot types (class 0 = no atom)
     atom_coord_weight: float = 10.0  # atoms: MSE on normalised positions / wrapped frac coords
     lattice_weight: float = 10.0  # crystals: MSE on normalised lattice (log lengths, angles)
@@ -268,6 +275,9 @@ def validate(cfg: Config) -> Config:
             _fail(key, "must lie in [0, 1]")
     if not 0.0 <= t.recon_noise.s_min <= 1.0:
         _fail("train.recon_noise.s_min", "must lie in [0, 1]")
+    for key in ("train.flow_start", "train.flow_ramp"):
+        if get_key(cfg, key) < 0:
+            _fail(key, "must be >= 0 (optimizer steps)")
     if not 0.0 <= t.ema_decay < 1.0:
         _fail("train.ema_decay", "must lie in [0, 1)")
     lo_hi = cfg.sample.interval

@@ -107,6 +107,17 @@ def chunk_sizes(total: int, chunk: int) -> list[int]:
     return [min(chunk, total - i) for i in range(0, total, chunk)]
 
 
+def flow_weight_at(step: int, cfg: Config) -> float:
+    """Weight of the flow loss at an optimizer step: 0 before ``train.flow_start``, then a
+    linear ramp over ``train.flow_ramp`` steps up to ``train.flow_weight``."""
+    t = cfg.train
+    if step < t.flow_start:
+        return 0.0
+    if t.flow_ramp <= 0:
+        return t.flow_weight
+    return t.flow_weight * min(1.0, (step - t.flow_start + 1) / t.flow_ramp)
+
+
 class JointObjective(nn.Module):
     """``forward(x, y) -> (total_loss, parts)``: the two passes of REFERENCE section 2.
 
@@ -119,6 +130,7 @@ class JointObjective(nn.Module):
         self.model = model
         self.cfg = cfg
         self.recon_loss = ReconLoss(cfg)
+        self.step = 0  # optimizer step, set by the training loop (flow-loss schedule)
 
     def forward(self, x, y):
         t = self.cfg.train
@@ -140,12 +152,14 @@ class JointObjective(nn.Module):
             flow = flow + flow_loss(
                 pred, z0_rep, z_t, tt, n, kind=t.flow_loss, clamp=t.velocity_clamp
             )
-        total = recon + t.flow_weight * flow
+        weight = flow_weight_at(self.step, self.cfg)
+        total = recon + weight * flow
         parts = {
             "loss": total.detach(),
             "recon": recon.detach(),
             **{k: v.to(total.device) for k, v in parts.items()},
             "flow": flow.detach(),
+            "flow_weight": recon.new_tensor(weight),
         }
         return total, parts
 
@@ -492,6 +506,7 @@ def _train(cfg, out, env, progress, datasets, after_step) -> dict:
     try:
         while step < t.steps:
             lr = schedule.apply(optimizers, step)
+            objective.step = step
             for micro in range(t.grad_accum):
                 x, y = next(batches)
                 x, y = to_device(x, dev), y.to(dev, non_blocking=True)
