@@ -105,7 +105,7 @@ def test_every_table_is_written_in_three_formats(results, tmp_path):
     out = tmp_path / "tables"
     written = tables.write_tables(results, out, {"unite-b": "digits"}, "heun-balanced")
     assert sorted(p.name for p in written) == sorted(
-        f"{stem}.{fmt}" for stem in tables.TABLE_STEMS for fmt in tables.TABLE_FORMATS)
+        f"{stem}.{fmt}" for stem in tables.ALL_STEMS for fmt in tables.TABLE_FORMATS)
     assert len(tables.TABLE_STEMS) == 6
     md = (out / "table1_generation.md").read_text()
     assert "| UNITE-B | digits | 2.12 | 12.35 |" in md
@@ -138,3 +138,28 @@ def test_cli_writes_tables_and_reports_mistakes_in_one_line(results, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: --results") and "Traceback" not in bad.stderr
+
+
+def test_the_sweep_table_lists_fid_per_scale_and_marks_the_best(results, tmp_path):
+    points = [{"cfg": w, "nfe": 50, "fid_digits": fid, "is_digits": 5.0,
+               "class_accuracy_digits": 0.9, "num_samples": 100}
+              for w, fid in ((1.0, 20.0), (2.0, 15.5), (3.0, 17.0))]
+    metric_file(results, "digits", "cfg_sweep", "cfg_sweep",
+                {"best_cfg": 2.0, "best_fid": 15.5, "fid_key": "fid_digits", "is_key": "is_digits",
+                 "points": points, "stop_rule": "full sweep: every scale evaluated"},
+                {**DIGITS_SCALE, "solver": "heun"})
+    out = tmp_path / "tables"
+    tables.write_tables(results, out, {"unite-b": "digits"}, "heun-balanced")
+    md = (out / "cfg_sweep.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| digits")]
+    assert [r.split(" | ")[2] for r in rows] == ["20.00", "15.50", "17.00"]
+    assert "**best**" in rows[1] and "**best**" not in rows[0] + rows[2]
+    assert "not Inception" in md
+    assert (out / "cfg_sweep.csv").read_text().count("\n") == 4
+
+
+def test_without_a_sweep_the_sweep_table_says_not_run(tmp_path):
+    out, empty = tmp_path / "tables", tmp_path / "empty"
+    empty.mkdir()
+    tables.write_tables(empty, out, {}, "heun-balanced")
+    assert tables.NOT_RUN in (out / "cfg_sweep.md").read_text()

@@ -163,6 +163,8 @@ PAPER: dict = {
 }
 
 TABLE_STEMS = tuple(PAPER)
+SWEEP_STEM = "cfg_sweep"  # FID per guidance scale, one block per experiment (no paper column)
+ALL_STEMS = (*TABLE_STEMS, SWEEP_STEM)
 
 # Metric keys as the evaluators write them: image metrics measured with the digits
 # classifier carry a suffix, so they are never mistaken for Inception numbers.
@@ -412,6 +414,59 @@ def to_latex(stem: str, lines: list[Line]) -> str:
     return "\n".join(out)
 
 
+def sweep_rows(results: dict) -> list[dict]:
+    """One row per (experiment, guidance scale) of every ``cfg_sweep`` result."""
+    rows = []
+    for (exp, _source), res in sorted(results.items()):
+        if res.kind != "cfg_sweep":
+            continue
+        m = res.metrics
+        fid_key, is_key = m.get("fid_key", "fid"), m.get("is_key", "is")
+        suffix = fid_key[len("fid"):]
+        for point in m.get("points", []):
+            rows.append({
+                "experiment": exp,
+                "cfg": point.get("cfg"),
+                "fid": point.get(fid_key),
+                "is": point.get(is_key),
+                "class_accuracy": point.get("class_accuracy" + suffix),
+                "nfe": point.get("nfe"),
+                "num_samples": point.get("num_samples"),
+                "best": point.get("cfg") == m.get("best_cfg"),
+                "features": FEATURE_SUFFIXES.get(suffix) or "Inception",
+                "stop_rule": m.get("stop_rule", ""),
+            })
+    return rows
+
+
+def write_sweep_table(results: dict, out: Path) -> list[Path]:
+    """``cfg_sweep.{md,csv,tex}``: FID/IS per guidance scale (the paper reports only the best)."""
+    rows = sweep_rows(results)
+    columns = ["experiment", "cfg", "fid", "is", "class_accuracy", "nfe", "num_samples", "best"]
+    title = "Guidance sweep: FID per CFG scale w (the best w feeds Table 1's best-CFG column)"
+    md = [f"### {title}", "", "| " + " | ".join(columns) + " |",
+          "|" + "---|" * len(columns)]
+    for r in rows:
+        md.append("| " + " | ".join("**best**" if c == "best" and r[c] else
+                                    ("" if c == "best" else fmt_number(r[c])) for c in columns)
+                  + " |")
+    if not rows:
+        md.append("| " + " | ".join([NOT_RUN] + [""] * (len(columns) - 1)) + " |")
+    notes = sorted({f"{r['experiment']}: {r['features']}; {r['stop_rule']}" for r in rows})
+    md += [""] + notes + ["Paper: w from 1.0 to 4.0 in steps of 0.2; only the best is reported."]
+    (out / f"{SWEEP_STEM}.md").write_text("\n".join(md) + "\n")
+    with open(out / f"{SWEEP_STEM}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*columns, "features", "stop_rule"])
+        writer.writeheader()
+        writer.writerows(rows)
+    tex = ["\\begin{tabular}{" + "l" * len(columns) + "}",
+           " & ".join(latex_escape(c) for c in columns) + " \\\\ \\hline"]
+    tex += [" & ".join(latex_escape(fmt_number(r[c])) for c in columns) + " \\\\" for r in rows]
+    tex.append("\\end{tabular}")
+    (out / f"{SWEEP_STEM}.tex").write_text("\n".join(tex) + "\n")
+    return [out / f"{SWEEP_STEM}.{fmt}" for fmt in TABLE_FORMATS]
+
+
 def write_tables(results_dir, out_dir, roles: dict[str, str], primary: str) -> list[Path]:
     results = read_results(results_dir)
     out = Path(out_dir)
@@ -423,7 +478,7 @@ def write_tables(results_dir, out_dir, roles: dict[str, str], primary: str) -> l
         to_csv(stem, lines, out / f"{stem}.csv")
         (out / f"{stem}.tex").write_text(to_latex(stem, lines))
         written += [out / f"{stem}.{fmt}" for fmt in TABLE_FORMATS]
-    return written
+    return written + write_sweep_table(results, out)
 
 
 # -- CLI --------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from snakemake.exceptions import WorkflowError
 
 import unite.config
 from unite.errors import UserError
-from unite.tables import TABLE_STEMS, TABLE_FORMATS
+from unite.tables import ALL_STEMS, TABLE_FORMATS
 
 # data.kind -> suffix of the prepared file, and the kind of metrics a dataset gets
 PREPARED_SUFFIX = {
@@ -402,9 +402,7 @@ def threads_for(rule_name: str) -> int:
 # -- what `all` asks for --------------------------------------------------------------------
 def table_files() -> list:
     return [
-        f"{RESULTS}/tables/{stem}.{fmt}"
-        for stem in TABLE_STEMS
-        for fmt in TABLE_FORMATS
+        f"{RESULTS}/tables/{stem}.{fmt}" for stem in ALL_STEMS for fmt in TABLE_FORMATS
     ]
 
 
