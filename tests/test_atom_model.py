@@ -11,14 +11,7 @@ import torch
 from unite import config
 from unite.models import atoms, build_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 shared cores: intra-op threads spin against each other (10x slower than 1 thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_cfg(kind: str, **model):

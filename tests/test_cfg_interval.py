@@ -9,14 +9,7 @@ from unite import config
 from unite.models import build_model
 from unite.sampling import GuidedVelocity, generate_with_stats, integrate
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine run ~20x faster on one thread (no contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 TINY = {
     "data": {"image_size": 16},

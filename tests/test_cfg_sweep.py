@@ -14,13 +14,7 @@ from unite.metrics import digits_classifier as dc
 from unite.metrics import protocol as pr
 from unite.models import build_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def fake_sampler(calls):

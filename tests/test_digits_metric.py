@@ -17,13 +17,7 @@ from unite.metrics import digits_classifier as dc
 from unite.metrics import images as im
 from unite.sampling import write_sample_file
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

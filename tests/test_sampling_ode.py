@@ -19,14 +19,7 @@ from unite.sampling import (
     time_grid,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine run ~20x faster on one thread (no contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 TINY = {
     "data": {"image_size": 16},

@@ -7,27 +7,16 @@ import numpy as np
 import pytest
 import torch
 
+from training_helpers import tiny_image_dict
 from unite import checkpoint, cli, config
 from unite.errors import UserError
 from unite.gather import gather
 from unite.models import build_model
 from unite.sampling import initial_noise, label_list, read_sample_file, shard_range
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine run ~20x faster on one thread (no contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-TINY = {
-    "name": "shards-test",
-    "data": {"image_size": 16},
-    "model": {"depth": 1, "width": 32, "heads": 2, "decoder_depth": 1, "decoder_width": 32,
-              "decoder_heads": 2, "patch_size": 4, "num_registers": 16, "latent_dim": 4},
-}
+TINY = tiny_image_dict("shards-test")
 
 
 @pytest.fixture(scope="module")

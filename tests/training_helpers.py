@@ -62,3 +62,13 @@ def one_thread():
             torch.set_num_threads(before)
 
     return ctx()
+
+
+def tiny_image_dict(name: str) -> dict:
+    """Config dict of the smallest image UNITE the CLI tests build (16x16, one block each)."""
+    return {
+        "name": name,
+        "data": {"image_size": 16},
+        "model": {"depth": 1, "width": 32, "heads": 2, "decoder_depth": 1, "decoder_width": 32,
+                  "decoder_heads": 2, "patch_size": 4, "num_registers": 16, "latent_dim": 4},
+    }
