@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
+PYTEST_ARGS ?=
+# the tests and the workflow call snakemake, dvc, ... from the environment
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: demo test test-fast lint clean-venv
 
@@ -18,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
