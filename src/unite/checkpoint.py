@@ -11,14 +11,13 @@ truncated one (``os.replace`` is atomic within one file system).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from unite import config as config_mod
+from unite.atomic import atomic_write
 from unite.errors import UserError
 
 REQUIRED_KEYS = ("model", "config")
@@ -26,19 +25,8 @@ REQUIRED_KEYS = ("model", "config")
 
 def save_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb", fsync=True) as f:
+        torch.save(obj, f)
 
 
 def read(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from unite.atomic import atomic_write
 from unite.config import Config
 from unite.errors import UserError
 from unite.flow import shift_time, velocity
@@ -257,16 +256,8 @@ def generate(model, cfg: Config, labels, *, solver: str, steps: int, cfg_scale: 
 def write_sample_file(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     """Atomic .npz write: arrays + ``meta`` as a JSON string (np.str_)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, meta=np.str_(json.dumps(meta, sort_keys=True)), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as fh:
+        np.savez(fh, meta=np.str_(json.dumps(meta, sort_keys=True)), **arrays)
     return path
 
 

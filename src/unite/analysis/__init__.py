@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from unite.atomic import atomic_write
 from unite.errors import UserError
 
 
@@ -58,18 +57,9 @@ def _finite(obj: Any) -> Any:
 
 def write_json(obj: dict, path: str | Path) -> None:
     """Atomic JSON write (temp file + ``os.replace``): a killed job leaves no half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_finite(obj), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w") as f:
+        json.dump(_finite(obj), f, indent=2, allow_nan=False)
+        f.write("\n")
 
 
 def save_figure(fig, path: str | Path) -> None:

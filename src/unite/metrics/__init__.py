@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from unite.atomic import atomic_write
+
 RESULT_KINDS = (
     "gen_images",
     "recon_images",
@@ -56,10 +58,10 @@ def result(
 
 
 def write_result(path: str | Path, obj: dict) -> None:
-    """Write a result object as pretty JSON (parent folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    """Write a result object as pretty JSON, atomically (parent folders created)."""
+    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"  # a NaN fails before any write
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
 
 
 def read_npz_meta(npz) -> dict:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from unite.atomic import atomic_write
 from unite.errors import UserError
 
 INCEPTION = "inception"
@@ -285,11 +286,8 @@ def stats_meta(spec: FeatureSpec, **extra) -> dict:
 
 
 def save_ref_stats(path: str | Path, stats: dict, meta: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, mu=stats["mu"], sigma=stats["sigma"], meta=np.str_(json.dumps(meta)))
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as fh:
+        np.savez(fh, mu=stats["mu"], sigma=stats["sigma"], meta=np.str_(json.dumps(meta)))
 
 
 def load_ref_stats(path: str | Path) -> tuple[dict, dict]:
