@@ -28,6 +28,7 @@ report: "workflow/report/workflow.rst"
 
 
 rule all:
+    """The whole reproduction: every experiment, the tables and the figures."""
     default_target: True
     input:
         table_files(),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,21 @@ from typing import Any
 import yaml
 
 from unite.errors import UserError
+
+# Keys that may change between a checkpoint and its resumption: they leave the maths alone or
+# only extend the run (unite.training.check_resumable). Kept here, not in unite.training, so
+# the workflow can read them without importing torch.
+RESUMABLE_CHANGES = (
+    "train.steps",
+    "train.log_every",
+    "train.ckpt_every",
+    "train.eval_every",
+    "train.eval_samples",
+    "data.num_workers",
+    "data.root",
+    "model.grad_checkpointing",
+    "sample.",
+)
 
 
 @dataclass
@@ -344,6 +361,47 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         parent = _read_yaml((path.parent / base), seen + (path.resolve(),))
         data = deep_update(parent, data)
     return data
+
+
+def config_files(path: str | Path) -> list[Path]:
+    """The config file and every file it inherits from, nearest first: editing any of them
+    changes the experiment (the workflow's training rule lists them all as inputs)."""
+    files: list[Path] = []
+    current = Path(path)
+    while True:
+        if not current.exists():
+            raise UserError(f"config file not found: {current}")
+        if current.resolve() in {f.resolve() for f in files}:
+            raise UserError(f"config inheritance loop at {current}")
+        files.append(current)
+        data = yaml.safe_load(current.read_text()) or {}
+        base = data.get("inherit") if isinstance(data, dict) else None
+        if not base:
+            return files
+        current = current.parent / base
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def run_digest(path: str | Path, overrides: list[str] | None = None) -> str:
+    """A short hash of the settings a resumed run may not change, from the config files as
+    written plus the overrides. The workflow trains each such setting in its own run folder:
+    an edited setting starts a fresh run, while a re-submitted job with unchanged settings
+    (or a longer ``train.steps``) resumes from the folder's checkpoint."""
+    data = deep_update(_read_yaml(Path(path)), parse_set(overrides))
+    kept = {k: v for k, v in flatten(data).items()
+            if not any(k.startswith(p) for p in RESUMABLE_CHANGES)}
+    text = json.dumps(kept, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def deep_update(base: dict, new: dict) -> dict:

@@ -16,13 +16,16 @@ reads "not run"; a fine-tuning row whose checkpoint was passed through reads "no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import fcntl
 import json
 import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unite.atomic import atomic_write
 from unite.errors import UserError
 
 TABLE_FORMATS = ("md", "csv", "tex")
@@ -481,6 +484,42 @@ def write_tables(results_dir, out_dir, roles: dict[str, str], primary: str) -> l
     return written + write_sweep_table(results, out)
 
 
+# -- one experiment ---------------------------------------------------------------------------
+def experiment_rows(results: dict, roles: dict[str, str], primary: str, experiment: str) -> str:
+    """The paper-table rows one experiment fills and its own metric files, as Markdown: what a
+    researcher reads after rerunning that experiment alone (the workflow writes it to
+    ``RESULTS/tables/experiments/<experiment>.md``)."""
+    out = [f"## Experiment {experiment}", ""]
+    for stem in TABLE_STEMS:
+        lines = [ln for ln in build_table(stem, results, roles, primary)
+                 if ln.role and roles.get(ln.role, ln.role) == experiment]
+        if lines:
+            out.append(to_markdown(stem, lines))
+    if len(out) == 2:
+        out += ["It fills no row of the paper's tables (the workflow config's `stands_for` "
+                "names the rows an experiment fills).", ""]
+    out += ["### Its metric files", ""]
+    own = [res for (exp, _source), res in sorted(results.items()) if exp == experiment]
+    for res in own:
+        values = ", ".join(f"{k} {fmt_number(v)}" for k, v in res.metrics.items()
+                           if isinstance(v, (int, float, str)))
+        out.append(f"- `{res.path}` ({', '.join(scale_parts(res)) or 'no scale'}): {values}")
+    if not own:
+        out.append(f"- none yet under the results folder for {experiment!r}")
+    return "\n".join(out) + "\n"
+
+
+@contextlib.contextmanager
+def tables_lock(out_dir: Path):
+    """Writers of one tables folder take turns: the whole-workflow ``tables`` job and the
+    per-experiment refreshes may run at once, and each reads the metric files and writes
+    the tables under this lock, so the last writer's tables hold every result."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_dir.parent / f".{out_dir.name}.lock", "a") as fh:
+        fcntl.lockf(fh, fcntl.LOCK_EX)
+        yield
+
+
 # -- CLI --------------------------------------------------------------------------------------
 def parse_roles(items: list[str]) -> dict[str, str]:
     known = {row["role"] for t in PAPER.values() for row in t["rows"] if row.get("role")}
@@ -502,8 +541,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="our experiment that fills a paper row's role (repeatable)")
     parser.add_argument("--primary", default="heun-balanced",
                         help="sampling protocol whose metrics fill Tables 1, 3, 5 and 6")
+    parser.add_argument("--experiment", default="",
+                        help="also write the rows this experiment fills (with --rows)")
+    parser.add_argument("--rows", default="", metavar="FILE",
+                        help="Markdown file for --experiment's rows and metric files")
 
 
 def run(args: argparse.Namespace) -> None:
-    written = write_tables(args.results, args.out, parse_roles(args.role), args.primary)
+    if bool(args.experiment) != bool(args.rows):
+        raise UserError("--experiment and --rows go together")
+    roles = parse_roles(args.role)
+    with tables_lock(Path(args.out)):
+        written = write_tables(args.results, args.out, roles, args.primary)
+        if args.experiment:
+            text = experiment_rows(read_results(args.results), roles, args.primary,
+                                   args.experiment)
+            with atomic_write(args.rows, "w") as fh:
+                fh.write(text)
+            written.append(Path(args.rows))
     print(f"tables: wrote {len(written)} files to {args.out}", file=sys.stderr)

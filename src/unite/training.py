@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 
 from unite import checkpoint, distributed
 from unite import config as config_mod
-from unite.config import Config
+from unite.config import RESUMABLE_CHANGES, Config
 from unite.data import build_dataset
 from unite.errors import UserError
 from unite.flow import flow_loss, interpolate, sample_time
@@ -60,19 +60,6 @@ from unite.models import build_model
 from unite.optim import EMA, WarmupCosine, build_optimizers
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-# config keys that may change between a checkpoint and its resumption (they leave the maths alone
-# or only extend the run)
-RESUMABLE_CHANGES = (
-    "train.steps",
-    "train.log_every",
-    "train.ckpt_every",
-    "train.eval_every",
-    "train.eval_samples",
-    "data.num_workers",
-    "data.root",
-    "model.grad_checkpointing",
-    "sample.",
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,18 +285,8 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def check_resumable(saved: dict, cfg: Config, path: Path) -> None:
-    old, new = _flatten(saved), _flatten(config_mod.to_dict(cfg))
+    old, new = config_mod.flatten(saved), config_mod.flatten(config_mod.to_dict(cfg))
     changed = sorted(
         k for k in set(old) | set(new)
         if old.get(k) != new.get(k) and not any(k.startswith(p) for p in RESUMABLE_CHANGES)

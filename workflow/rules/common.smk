@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator, validators
 from snakemake.exceptions import WorkflowError
 
 import unite.config
+import unite.targets
 from unite.errors import UserError
 from unite.tables import ALL_STEMS, TABLE_FORMATS
 
@@ -183,8 +184,17 @@ def prepared_path(dataset: str) -> str:
 
 
 def run_dir(exp: str) -> str:
-    """Training's own folder: not a Snakemake output, so a re-submitted job finds last.pt."""
-    return f"{RESULTS}/runs/{exp}"
+    """Training's own folder: not a Snakemake output, so a re-submitted job finds last.pt.
+    One folder per setting (unite.config.run_digest): an edited setting trains afresh.
+    """
+    e = EXPERIMENTS[exp]
+    return f"{RESULTS}/runs/{exp}/{unite.config.run_digest(e['config'], e['set'])}"
+
+
+def library_files(exp: str) -> list:
+    """The experiment's library config and the files it inherits from: editing any of them
+    reruns this experiment's training and what follows, and no other experiment's."""
+    return [str(f) for f in unite.config.config_files(EXPERIMENTS[exp]["config"])]
 
 
 def ckpt_path(exp: str, stage: str) -> str:
@@ -422,40 +432,61 @@ def all_metrics() -> list:
     return [f for exp in EXPERIMENTS for f in experiment_metrics(exp)]
 
 
-def figure_files() -> list:
-    files = []
-    for exp in image_experiments():
-        files.append(f"{RESULTS}/figures/{exp}/samples.png")
-        files.append(f"{RESULTS}/figures/{exp}/reconstructions.png")
-    for exp in EXPERIMENTS:
-        files.append(f"{RESULTS}/figures/{exp}/loss_curves.png")
+def experiment_figures(exp: str) -> list:
+    files = [f"{RESULTS}/figures/{exp}/loss_curves.png"]
+    if modality(exp) == "images":
+        files[:0] = [
+            f"{RESULTS}/figures/{exp}/samples.png",
+            f"{RESULTS}/figures/{exp}/reconstructions.png",
+        ]
     return files
 
 
+def figure_files() -> list:
+    return [f for exp in EXPERIMENTS for f in experiment_figures(exp)]
+
+
+def experiment_rows(exp: str) -> str:
+    """The rows of the tables one experiment fills, written when its target refreshes them."""
+    return f"{RESULTS}/tables/experiments/{exp}.md"
+
+
+def experiment_stage_files(exp: str) -> dict:
+    """What each stage of one experiment produces (its targets, e.g. `unite_b_separate_train`;
+    the names and descriptions come from unite.targets)."""
+    metrics = experiment_metrics(exp)
+    return {
+        "train": [ckpt_path(exp, "trained"), train_metrics(exp)],
+        "finetune": (
+            [ckpt_path(exp, "finetuned")] if EXPERIMENTS[exp]["finetune"] else []
+        ),
+        "sample": [samples(exp, p) for p in EXPERIMENTS[exp]["protocols"]],
+        "reconstruct": [recon(exp, s) for s in recon_stages(exp)],
+        "evaluate": [f for f in metrics if f.startswith(f"{RESULTS}/metrics/")],
+        "analyze": [f for f in metrics if f.startswith(f"{RESULTS}/analysis/")],
+        "figures": experiment_figures(exp),
+        "tables": [experiment_rows(exp)],
+    }
+
+
 def stage_files() -> dict:
-    """What each pipeline stage produces (the `stage_*` target rules; DVC runs one each)."""
+    """What each pipeline stage produces (the `stage_*` target rules; DVC runs one each):
+    shared data and references, every experiment's stages, and the tables."""
     used = {e["dataset"] for e in EXPERIMENTS.values()}
     image_sets = {EXPERIMENTS[e]["dataset"] for e in image_experiments()}
     reference = [reference_stats(d) for d in sorted(image_sets)]
     if config["evaluation"]["image_features"] == "digits":
         reference += [classifier(d) for d in sorted(image_sets)]
-    return {
+    per_exp = {e: experiment_stage_files(e) for e in EXPERIMENTS}
+    stages = {
         "prepare": [prepared_path(d) for d in sorted(used) if DATASETS[d]["prepare"]],
         "reference": reference,
-        "train": [ckpt_path(e, "trained") for e in EXPERIMENTS]
-        + [train_metrics(e) for e in EXPERIMENTS],
-        "finetune": [
-            ckpt_path(e, "finetuned") for e in EXPERIMENTS if EXPERIMENTS[e]["finetune"]
-        ],
-        "sample": [
-            samples(e, p) for e in EXPERIMENTS for p in EXPERIMENTS[e]["protocols"]
-        ],
-        "reconstruct": [recon(e, s) for e in EXPERIMENTS for s in recon_stages(e)],
-        "evaluate": [f for f in all_metrics() if f.startswith(f"{RESULTS}/metrics/")],
-        "analyze": [f for f in all_metrics() if f.startswith(f"{RESULTS}/analysis/")],
-        "figures": figure_files(),
-        "tables": table_files(),
     }
+    for stage in ("train", "finetune", "sample", "reconstruct", "evaluate", "analyze"):
+        stages[stage] = [f for e in EXPERIMENTS for f in per_exp[e][stage]]
+    stages["figures"] = figure_files()
+    stages["tables"] = table_files()
+    return stages
 
 
 def role_args() -> str:

@@ -6,7 +6,7 @@
 rule train:
     input:
         data=lambda wc: data_input(EXPERIMENTS[wc.exp]["dataset"]),
-        config=lambda wc: EXPERIMENTS[wc.exp]["config"],
+        config=lambda wc: library_files(wc.exp),
         vgg=vgg_input(),
     output:
         ckpt=ckpt_path("{exp}", "trained"),
