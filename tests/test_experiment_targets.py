@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,19 @@ def test_the_rows_file_holds_the_experiments_rows_and_metric_files(tmp_path):
     assert "fills no row" in lone and "none yet" in lone
     with pytest.raises(UserError, match="--experiment and --rows go together"):
         tables_cli("--results", str(root), "--out", str(out), "--experiment", "qm9")
+
+
+def test_table_writers_take_turns(tmp_path):
+    """A second writer of the same tables folder waits until the first one is done."""
+    out = tmp_path / "tables"
+    waiter = [sys.executable, "-c",
+              "import sys; from pathlib import Path; from unite.tables import tables_lock\n"
+              "with tables_lock(Path(sys.argv[1])): print('in')", str(out)]
+    with tables.tables_lock(out):
+        second = subprocess.Popen(waiter, stdout=subprocess.PIPE, text=True)
+        with pytest.raises(subprocess.TimeoutExpired):
+            second.communicate(timeout=2)
+    assert second.communicate(timeout=30)[0].strip() == "in"
 
 
 # -- dry runs -------------------------------------------------------------------------------

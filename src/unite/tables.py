@@ -503,7 +503,8 @@ def experiment_rows(results: dict, roles: dict[str, str], primary: str, experime
     for res in own:
         values = ", ".join(f"{k} {fmt_number(v)}" for k, v in res.metrics.items()
                            if isinstance(v, (int, float, str)))
-        out.append(f"- `{res.path}` ({', '.join(scale_parts(res)) or 'no scale'}): {values}")
+        if values:  # curves and sweeps hold lists: the tables above show what they feed
+            out.append(f"- `{res.path}` ({', '.join(scale_parts(res)) or 'no scale'}): {values}")
     if not own:
         out.append(f"- none yet under the results folder for {experiment!r}")
     return "\n".join(out) + "\n"
