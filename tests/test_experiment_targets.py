@@ -90,7 +90,8 @@ def test_run_digest_changes_with_a_setting_but_not_with_a_longer_run():
     base = config_mod.run_digest(path, ["train.steps=600"])
     assert config_mod.run_digest(path, ["train.steps=900", "train.log_every=7"]) == base
     assert config_mod.run_digest(path, ["train.steps=600", "train.lr=0.123"]) != base
-    assert config_mod.run_digest(path, ["sample.cfg=2.0"]) == config_mod.run_digest(path)
+    assert config_mod.run_digest(path, ["sample.cfg=2.0", "finetune.epochs=3"]) == \
+        config_mod.run_digest(path)
 
 
 # -- its rows -------------------------------------------------------------------------------

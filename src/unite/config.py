@@ -33,6 +33,7 @@ RESUMABLE_CHANGES = (
     "data.root",
     "model.grad_checkpointing",
     "sample.",
+    "finetune.",  # read only by `unite finetune`, after training
 )
 
 
