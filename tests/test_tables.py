@@ -67,6 +67,26 @@ def test_our_number_sits_beside_the_papers_with_its_scale(results):
     assert rows["DiT-XL/2 (SD-VAE)"].scale.startswith("paper baseline")
 
 
+def test_a_role_run_with_several_seeds_shows_mean_and_spread(results):
+    for exp, fid in (("digits-separate-s0", 10.0), ("digits-separate-s1", 14.0)):
+        metric_file(results, exp, "gen_heun-balanced", "gen_images", {"fid_digits": fid},
+                    DIGITS_SCALE)
+        metric_file(results, exp, "recon_trained", "recon_images", {"rfid_digits": 3.0},
+                    DIGITS_SCALE)
+    roles = tables.parse_roles(["unite-b-separate=digits-separate-s0",
+                                "unite-b-separate=digits-separate-s1",
+                                "unite-b-separate=digits-separate-s2"])  # s2 never ran
+    assert roles == {"unite-b-separate": ["digits-separate-s0", "digits-separate-s1",
+                                          "digits-separate-s2"]}
+    rows = by_row(tables.build_table("table6_ablations", tables.read_results(results), roles,
+                                     "heun-balanced"))
+    line = rows["separate weights, stop-gradient"]
+    assert line.ours["fid"] == "12.00 ± 2.828 (n=2)"  # sd with ddof 1
+    assert line.ours["rfid"] == "3 ± 0 (n=2)"
+    assert line.experiment.startswith("2 runs:")
+    assert "mean ± sd over 2 runs" in line.scale
+
+
 def test_the_guidance_sweep_fills_the_best_cfg_columns(results):
     metric_file(results, "digits", "cfg_sweep", "cfg_sweep",
                 {"best_cfg": 2.0, "best_fid": 9.5, "fid_key": "fid_digits", "points": []},

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("unite.finetune", "GAN decoder fine-tuning (frozen GE)"),
     "analyze": ("unite.analysis.cli", "alignment, entropy and trajectory analyses"),
     "tables": ("unite.tables", "assemble results tables beside the paper's numbers"),
+    "claims": ("unite.claims.report", "verdicts of the paper's claims over seeds (table, figure)"),
     "fetch": ("unite.fetch", "download a weights/data file and verify its sha256"),
 }
 

@@ -21,6 +21,7 @@ import csv
 import fcntl
 import json
 import math
+import statistics
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,7 +326,41 @@ def sources_for(row: dict, table: dict, primary: str) -> list[str]:
     return [s.replace(PRIMARY, primary) if s.endswith(PRIMARY) else s for s in sources]
 
 
-def build_table(stem: str, results: dict, roles: dict[str, str], primary: str) -> list[Line]:
+def row_values(row: dict, table: dict, found: list[Result]) -> tuple[dict, list[str]]:
+    """Our values for one row from one experiment's metric files, and the notes they carry."""
+    notes: list[str] = []
+    if row.get("needs_finetune") and not all(r.scale.get("fine_tuned") for r in found):
+        ours = dict.fromkeys(table["columns"], NOT_FINE_TUNED)
+    else:
+        ours = {}
+        for key in table["columns"]:
+            value = None
+            for res in found:
+                value, note = lookup(res, key)
+                if isinstance(value, (int, float)) and key in PERCENT:
+                    value = 100.0 * value
+                if value is not None:
+                    if note and note not in notes:
+                        notes.append(note)
+                    break
+            ours[key] = value
+    for res in found:
+        notes.extend(f for f in res.flags if f not in notes)
+    return ours, notes
+
+
+def aggregate(values: list):
+    """Several runs of one role (seeds): "mean ± sd (n=N)" of the numbers among them."""
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v)]
+    if len(nums) < 2:
+        return nums[0] if nums else next((v for v in values if v is not None), None)
+    return f"{fmt_number(statistics.fmean(nums))} ± {fmt_number(statistics.stdev(nums))} " \
+           f"(n={len(nums)})"
+
+
+def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Line]:
+    """``roles`` maps a role to one experiment or to a list (seeds: mean ± sd over them)."""
     table = PAPER[stem]
     lines = []
     for row in table["rows"]:
@@ -334,31 +369,24 @@ def build_table(stem: str, results: dict, roles: dict[str, str], primary: str) -
         if role is None:
             lines.append(Line(row["row"], "", "", paper, {}, "paper baseline (not run here)", []))
             continue
-        experiment = roles.get(role, role)
-        found = [results[(experiment, s)] for s in sources_for(row, table, primary)
-                 if (experiment, s) in results]
-        ours: dict = {}
-        notes: list[str] = []
-        if not found:
-            ours = dict.fromkeys(table["columns"], NOT_RUN)
-        elif row.get("needs_finetune") and not all(r.scale.get("fine_tuned") for r in found):
-            ours = dict.fromkeys(table["columns"], NOT_FINE_TUNED)
+        experiments = roles.get(role, role)
+        experiments = [experiments] if isinstance(experiments, str) else list(experiments)
+        runs = [(exp, [results[(exp, s)] for s in sources_for(row, table, primary)
+                       if (exp, s) in results]) for exp in experiments]
+        runs = [(exp, found) for exp, found in runs if found]
+        if not runs:
+            lines.append(Line(row["row"], role, "", paper,
+                              dict.fromkeys(table["columns"], NOT_RUN), "", []))
+            continue
+        values = [row_values(row, table, found) for _, found in runs]
+        notes = list(dict.fromkeys(n for _, ns in values for n in ns))
+        if len(runs) == 1:
+            ours, label, scale = values[0][0], runs[0][0], describe_scale(runs[0][1])
         else:
-            for key in table["columns"]:
-                value = None
-                for res in found:
-                    value, note = lookup(res, key)
-                    if isinstance(value, (int, float)) and key in PERCENT:
-                        value = 100.0 * value
-                    if value is not None:
-                        if note and note not in notes:
-                            notes.append(note)
-                        break
-                ours[key] = value
-        for res in found:
-            notes.extend(f for f in res.flags if f not in notes)
-        lines.append(Line(row["row"], role, experiment if found else "", paper, ours,
-                          describe_scale(found), notes))
+            ours = {k: aggregate([v[k] for v, _ in values]) for k in table["columns"]}
+            label = f"{len(runs)} runs: " + ", ".join(exp for exp, _ in runs)
+            scale = describe_scale(runs[0][1]) + f"; mean ± sd over {len(runs)} runs (seeds)"
+        lines.append(Line(row["row"], role, label, paper, ours, scale, notes))
     return lines
 
 
@@ -470,7 +498,7 @@ def write_sweep_table(results: dict, out: Path) -> list[Path]:
     return [out / f"{SWEEP_STEM}.{fmt}" for fmt in TABLE_FORMATS]
 
 
-def write_tables(results_dir, out_dir, roles: dict[str, str], primary: str) -> list[Path]:
+def write_tables(results_dir, out_dir, roles: dict, primary: str) -> list[Path]:
     results = read_results(results_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -522,16 +550,20 @@ def tables_lock(out_dir: Path):
 
 
 # -- CLI --------------------------------------------------------------------------------------
-def parse_roles(items: list[str]) -> dict[str, str]:
+def parse_roles(items: list[str]) -> dict[str, list[str]]:
+    """``ROLE=EXPERIMENT`` items; a role named several times collects its experiments (the
+    seeds of a claims run), which the tables report as mean ± sd."""
     known = {row["role"] for t in PAPER.values() for row in t["rows"] if row.get("role")}
-    roles = {}
+    roles: dict[str, list[str]] = {}
     for item in items:
         role, sep, experiment = item.partition("=")
         if not sep or not role or not experiment:
             raise UserError(f"--role expects ROLE=EXPERIMENT, got {item!r}")
         if role not in known:
             raise UserError(f"--role {item}: unknown role {role!r}; roles: {', '.join(sorted(known))}")
-        roles[role] = experiment
+        roles.setdefault(role, [])
+        if experiment not in roles[role]:
+            roles[role].append(experiment)
     return roles
 
 
@@ -539,7 +571,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", required=True, help="folder searched for metric JSON files")
     parser.add_argument("--out", required=True, help="output folder for the tables")
     parser.add_argument("--role", action="append", default=[], metavar="ROLE=EXPERIMENT",
-                        help="our experiment that fills a paper row's role (repeatable)")
+                        help="our experiment that fills a paper row's role (repeatable; a role "
+                             "given several experiments shows mean ± sd over them)")
     parser.add_argument("--primary", default="heun-balanced",
                         help="sampling protocol whose metrics fill Tables 1, 3, 5 and 6")
     parser.add_argument("--experiment", default="",

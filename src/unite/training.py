@@ -226,18 +226,25 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, cfg: Config, device, autocast) -> dict:
     """Reconstruct the fixed val subset with ``model`` (the EMA): images -> val_psnr, val_l1;
-    atoms -> val_<recon loss terms>. Runs under a forked, fixed-seed RNG so that evaluating
+    atoms -> val_<recon loss terms>; both -> val_latent_std, the spread of z0 across the val
+    items (per latent entry, averaged), which falls to ~0 when every input gets the same latent
+    (the collapse of docs/digits.md). Runs under a forked, fixed-seed RNG so that evaluating
     never changes the training random stream."""
     devices = [device] if device.type == "cuda" else []
     sums: dict[str, float] = {}
     count = 0
+    z_sum = z_sq = None
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.train.seed + 1)
         for x, _ in loader:
             x = to_device(x, device)
             with autocast():
-                x_hat = model.decode(model.encode(x))
+                z0 = model.encode(x)
+                x_hat = model.decode(z0)
             n = batch_size_of(x)
+            z = z0.detach().double().flatten(1)
+            z_sum = z.sum(0) if z_sum is None else z_sum + z.sum(0)
+            z_sq = (z * z).sum(0) if z_sq is None else z_sq + (z * z).sum(0)
             if is_image(cfg):
                 vals = {"val_psnr": psnr(x_hat, x).sum().item(),
                         "val_l1": (x_hat.float() - x.float()).abs().flatten(1).mean(1).sum().item()}
@@ -249,7 +256,11 @@ def evaluate(model: nn.Module, loader: DataLoader, cfg: Config, device, autocast
             for k, v in vals.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += n
-    return {k: v / max(count, 1) for k, v in sums.items()}
+    out = {k: v / max(count, 1) for k, v in sums.items()}
+    if count > 1:
+        var = (z_sq - z_sum * z_sum / count) / (count - 1)
+        out["val_latent_std"] = var.clamp(min=0).sqrt().mean().item()
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from snakemake.exceptions import WorkflowError
 
+import unite.claims.plan
 import unite.config
 import unite.targets
 from unite.errors import UserError
@@ -126,7 +127,21 @@ def library_config(path: str, overrides: list, where: str):
         raise WorkflowError(f"{where}: {path}: {exc}") from None
 
 
+def add_claims(cfg: dict):
+    """`claims:` (config/claims.yaml) expanded into ordinary experiments, added to cfg's
+    experiments before validation (unite.claims.plan); None when there is no such section."""
+    if "claims" not in cfg:
+        return None
+    try:
+        plan = unite.claims.plan.expand(cfg)
+    except UserError as exc:
+        raise WorkflowError(str(exc)) from None
+    cfg["experiments"] = {**(cfg.get("experiments") or {}), **plan.experiments}
+    return plan
+
+
 # -- the tables everything below reads ------------------------------------------------------
+CLAIMS = add_claims(config)
 check_workflow_config(
     config, str(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 )

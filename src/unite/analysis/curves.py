@@ -20,7 +20,7 @@ LOSS_PANELS = (
     ("flow (denoising) loss", ("flow",)),
 )
 VAL_NAMES = {"val_psnr": "validation PSNR (dB)", "val_l1": "validation L1",
-             "val_fid": "validation FID"}
+             "val_fid": "validation FID", "val_latent_std": "latent std across val items"}
 LINESTYLES = ("-", "--", ":", "-.")
 
 
