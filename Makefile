@@ -1,4 +1,5 @@
-# Two entry points for a fresh machine (see README): `make demo` and `make test`.
+# Entry points for a fresh machine (see README): `make demo`, `make test`, and the
+# longer `make claims`.
 # Each creates .venv and installs what it needs on first use.
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ PYTEST_ARGS ?=
 # the tests and the workflow call snakemake, dvc, ... from the environment
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test test-fast lint clean-venv
+.PHONY: demo claims test test-fast lint clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
+
+# the paper's claims over 3 seeds (config/claims.yaml; <= 2 h on 2 cores, not part of demo/CI)
+claims: $(STAMP)
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) claims --configfile config/claims.yaml
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -86,16 +86,16 @@ def test_too_few_seeds_give_no_interval():
 
 
 def test_claim_verdict_combines_rows():
-    H, C, I, N = stats.HOLDS, stats.CONTRADICTED, stats.INCONCLUSIVE, stats.NOT_RUN
+    H, C, U, N = stats.HOLDS, stats.CONTRADICTED, stats.INCONCLUSIVE, stats.NOT_RUN
     assert stats.combine([H, H]) == H
     assert stats.combine([H, N]) == H
-    assert stats.combine([C, I]) == C
+    assert stats.combine([C, U]) == C
     assert stats.combine([H, C]) == stats.MIXED
-    assert stats.combine([H, I]) == I
+    assert stats.combine([H, U]) == U
     assert stats.combine([N, N]) == N
     assert stats.collapse_verdict(3, 3, "all") == H
     assert stats.collapse_verdict(0, 3, "all") == C
-    assert stats.collapse_verdict(1, 3, "none") == I
+    assert stats.collapse_verdict(1, 3, "none") == U
     assert stats.collapse_verdict(0, 0, "none") == N
     assert stats.collapse_verdict(2, 3, None) == "2 of 3 collapse"
 

@@ -128,8 +128,7 @@ def library_config(path: str, overrides: list, where: str):
 
 
 def add_claims(cfg: dict):
-    """`claims:` (config/claims.yaml) expanded into ordinary experiments, added to cfg's
-    experiments before validation (unite.claims.plan); None when there is no such section."""
+    """`claims:` (config/claims.yaml) expanded into experiments, added before validation."""
     if "claims" not in cfg:
         return None
     try:

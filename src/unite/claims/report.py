@@ -16,6 +16,7 @@ import json
 import math
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +223,7 @@ def base_scale(plan: Plan, base: str, rows: list[Row]) -> str:
     spec = plan.bases[base]
     cfg = config_mod.load(spec["config"], spec["set"])
     m, t = cfg.model, cfg.train
-    parts = [f"{base} ({cfg.data.kind})",
+    parts = [f"{base} ({cfg.data.kind} data)",
              f"model {m.size}" + (f" width {m.width}" if m.width else "")
              + (f" depth {m.depth}" if m.depth else ""),
              f"{t.steps} steps x batch {t.batch_size}", f"F = {t.flow_steps_per_recon}",
@@ -232,8 +233,9 @@ def base_scale(plan: Plan, base: str, rows: list[Row]) -> str:
     rec = next((r.a.scale for r in rows if r.claim.base == base and r.a.scale
                 and r.comp.a.source.startswith("recon")), {})
     if gen.get("num_samples"):
-        parts.append(f"{gen['num_samples']} generated samples ({gen.get('solver')}, NFE "
-                     f"{gen.get('nfe')})")
+        how = ", ".join(f"NFE {gen[k]}" if k == "nfe" else str(gen[k])
+                        for k in ("solver", "nfe") if gen.get(k) is not None)
+        parts.append(f"{gen['num_samples']} generated samples" + (f" ({how})" if how else ""))
     if rec.get("num_samples"):
         parts.append(f"{rec['num_samples']} reconstructed val items")
     return ", ".join(parts)
@@ -312,9 +314,18 @@ COLLAPSE_HEADER = ["Claim", "Variant", "Settings", "Collapsed", "collapse key pe
                    "val PSNR per seed", "Expected", "Verdict"]
 
 
+def side_label(comp: Comparison, side: Side) -> str:
+    """The variant, with its metric file when that is not the metric's usual one or when both
+    sides are the same runs (before/after fine-tuning, two samplers)."""
+    if comp.a.variant == comp.b.variant:
+        return f"{side.variant} [{side.source}]"
+    return side.label
+
+
 def compare_cells(row: Row) -> list[str]:
     c = row.comp
-    return [row.claim.id, f"{c.b.label} vs {c.a.label}", c.metric, paper_cell(c), expect_text(c),
+    return [row.claim.id, f"{side_label(c, c.b)} vs {side_label(c, c.a)}", c.metric,
+            paper_cell(c), expect_text(c),
             mean_sd(row.a.list), mean_sd(row.b.list), diff_cell(row), per_seed(row.a.values),
             per_seed(row.b.values), row.verdict, row_note(row)]
 
@@ -370,9 +381,11 @@ def to_markdown(report: Report) -> str:
     plan, t = report.plan, report.times
     lines = ["# The paper's claims, tested at embedded scale", "",
              f"- Commit: `{report.commit}`; assembled {report.assembled}.",
-             f"- Wall time: {fmt_duration(t['span_seconds'])} from the first job's start to the "
-             f"last job's end; {fmt_duration(t['job_seconds'])} of job time over {t['jobs']} "
-             "jobs (Snakemake benchmark files; shared data-preparation jobs not counted).",
+             "- Wall time: " + (
+                 f"{fmt_duration(t['span_seconds'])} from the first job's start to the last "
+                 f"job's end; {fmt_duration(t['job_seconds'])} of job time over {t['jobs']} "
+                 "jobs (Snakemake benchmark files; shared data-preparation jobs not counted)."
+                 if t["jobs"] else "unknown (no Snakemake benchmark files of these runs)."),
              f"- Seeds: {', '.join(map(str, plan.seeds))} (`train.seed`; sampling uses each "
              "protocol's fixed seed, the same for every run).",
              *[f"- Scale, {b}: {s}." for b, s in report.scales.items()],
@@ -479,7 +492,8 @@ def draw_figure(report: Report, path: Path) -> None:
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.6 * nrows), squeeze=False)
     conf = report.plan.verdict["confidence"]
     for ax, claim in zip(axes.flat, claims):
-        ax.set_title(f"{claim.id}: {claim.title}\n{report.verdicts[claim.id]}", fontsize=8)
+        title = textwrap.fill(f"{claim.id}: {claim.title}", 48)
+        ax.set_title(f"{title}\n{report.verdicts[claim.id]}", fontsize=8)
         if claim.kind == "collapse":
             groups = [(r.variant, list(r.values.values())) for r in report.crows
                       if r.claim is claim]
@@ -498,7 +512,7 @@ def draw_figure(report: Report, path: Path) -> None:
                 for side, vals in ((r.comp.a, r.a), (r.comp.b, r.b)):
                     if side not in seen:
                         seen.add(side)
-                        groups.append((side.label, vals.list))
+                        groups.append((side_label(r.comp, side), vals.list))
             ax.set_ylabel(metric, fontsize=8)
         for x, (_label, vals) in enumerate(groups):
             if not vals:
