@@ -359,6 +359,13 @@ def aggregate(values: list):
            f"(n={len(nums)})"
 
 
+def role_experiments(roles: dict, role: str) -> list[str]:
+    """The experiments filling a role: one name or a list (seeds); the role's own name when
+    nobody was assigned."""
+    experiments = roles.get(role, role)
+    return [experiments] if isinstance(experiments, str) else list(experiments)
+
+
 def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Line]:
     """``roles`` maps a role to one experiment or to a list (seeds: mean ± sd over them)."""
     table = PAPER[stem]
@@ -369,8 +376,7 @@ def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Lin
         if role is None:
             lines.append(Line(row["row"], "", "", paper, {}, "paper baseline (not run here)", []))
             continue
-        experiments = roles.get(role, role)
-        experiments = [experiments] if isinstance(experiments, str) else list(experiments)
+        experiments = role_experiments(roles, role)
         runs = [(exp, [results[(exp, s)] for s in sources_for(row, table, primary)
                        if (exp, s) in results]) for exp in experiments]
         runs = [(exp, found) for exp, found in runs if found]
@@ -513,14 +519,14 @@ def write_tables(results_dir, out_dir, roles: dict, primary: str) -> list[Path]:
 
 
 # -- one experiment ---------------------------------------------------------------------------
-def experiment_rows(results: dict, roles: dict[str, str], primary: str, experiment: str) -> str:
+def experiment_rows(results: dict, roles: dict, primary: str, experiment: str) -> str:
     """The paper-table rows one experiment fills and its own metric files, as Markdown: what a
     researcher reads after rerunning that experiment alone (the workflow writes it to
     ``RESULTS/tables/experiments/<experiment>.md``)."""
     out = [f"## Experiment {experiment}", ""]
     for stem in TABLE_STEMS:
         lines = [ln for ln in build_table(stem, results, roles, primary)
-                 if ln.role and roles.get(ln.role, ln.role) == experiment]
+                 if ln.role and experiment in role_experiments(roles, ln.role)]
         if lines:
             out.append(to_markdown(stem, lines))
     if len(out) == 2:
