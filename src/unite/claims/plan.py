@@ -341,7 +341,9 @@ def _identity(spec: dict, lib_dict: dict) -> str:
 def expand(workflow_config: dict) -> Plan:
     """Check ``workflow_config['claims']`` and expand it into experiments (``Plan.experiments``,
     specs in the workflow's experiment format). Raises UserError naming the offending key."""
-    section = _mapping(workflow_config.get("claims"), "claims")
+    if workflow_config.get("claims") is None:
+        raise UserError("the workflow config has no `claims:` section (see config/claims.yaml)")
+    section = _mapping(workflow_config["claims"], "claims")
     _known(section, ("seeds", "reference", "verdict", "collapse", "bases", "variants", "list"),
            "claims")
     seeds, reference, verdict, collapse = _settings(section)
