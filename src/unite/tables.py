@@ -392,11 +392,16 @@ def to_markdown(stem: str, lines: list[Line]) -> str:
 
 
 def to_csv(stem: str, lines: list[Line], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
+    with atomic_write(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header(stem))
         for ln in lines:
             writer.writerow(row_cells(stem, ln))
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
 
 
 def latex_escape(text: str) -> str:
@@ -457,8 +462,8 @@ def write_sweep_table(results: dict, out: Path) -> list[Path]:
         md.append("| " + " | ".join([NOT_RUN] + [""] * (len(columns) - 1)) + " |")
     notes = sorted({f"{r['experiment']}: {r['features']}; {r['stop_rule']}" for r in rows})
     md += [""] + notes + ["Paper: w from 1.0 to 4.0 in steps of 0.2; only the best is reported."]
-    (out / f"{SWEEP_STEM}.md").write_text("\n".join(md) + "\n")
-    with open(out / f"{SWEEP_STEM}.csv", "w", newline="") as f:
+    write_text(out / f"{SWEEP_STEM}.md", "\n".join(md) + "\n")
+    with atomic_write(out / f"{SWEEP_STEM}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*columns, "features", "stop_rule"])
         writer.writeheader()
         writer.writerows(rows)
@@ -466,7 +471,7 @@ def write_sweep_table(results: dict, out: Path) -> list[Path]:
            " & ".join(latex_escape(c) for c in columns) + " \\\\ \\hline"]
     tex += [" & ".join(latex_escape(fmt_number(r[c])) for c in columns) + " \\\\" for r in rows]
     tex.append("\\end{tabular}")
-    (out / f"{SWEEP_STEM}.tex").write_text("\n".join(tex) + "\n")
+    write_text(out / f"{SWEEP_STEM}.tex", "\n".join(tex) + "\n")
     return [out / f"{SWEEP_STEM}.{fmt}" for fmt in TABLE_FORMATS]
 
 
@@ -477,9 +482,9 @@ def write_tables(results_dir, out_dir, roles: dict[str, str], primary: str) -> l
     written = []
     for stem in TABLE_STEMS:
         lines = build_table(stem, results, roles, primary)
-        (out / f"{stem}.md").write_text(to_markdown(stem, lines))
+        write_text(out / f"{stem}.md", to_markdown(stem, lines))
         to_csv(stem, lines, out / f"{stem}.csv")
-        (out / f"{stem}.tex").write_text(to_latex(stem, lines))
+        write_text(out / f"{stem}.tex", to_latex(stem, lines))
         written += [out / f"{stem}.{fmt}" for fmt in TABLE_FORMATS]
     return written + write_sweep_table(results, out)
 
@@ -538,6 +543,7 @@ def parse_roles(items: list[str]) -> dict[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", required=True, help="folder searched for metric JSON files")
     parser.add_argument("--out", required=True, help="output folder for the tables")
+    parser.set_defaults(_out_is_folder=True)
     parser.add_argument("--role", action="append", default=[], metavar="ROLE=EXPERIMENT",
                         help="our experiment that fills a paper row's role (repeatable)")
     parser.add_argument("--primary", default="heun-balanced",

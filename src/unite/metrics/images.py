@@ -150,8 +150,8 @@ def write_random_inception_weights(path: str | Path, seed: int = 0) -> Path:
             nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="linear")
             nn.init.zeros_(module.bias)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), path)
+    with atomic_write(path) as fh:
+        torch.save(net.state_dict(), fh)
     return path
 
 
