@@ -27,11 +27,13 @@ from pathlib import Path
 
 from unite.atomic import atomic_write
 from unite.errors import UserError
+from unite.metrics.inputs import INPUT_FLAG
 
 TABLE_FORMATS = ("md", "csv", "tex")
 NOT_RUN = "not run"
 NOT_FINE_TUNED = "not fine-tuned"
 PRIMARY = "primary"  # a row's source "gen_primary" means the --primary sampling protocol
+INPUT_MARK = " (!)"  # after our number when such a flag exists
 
 # The paper's numbers (arXiv 2603.22283; REFERENCE section 5). Per table: a title, the metric
 # columns (key in our metric files -> header), and rows: label, role (None = a baseline we do
@@ -317,6 +319,7 @@ class Line:
     ours: dict
     scale: str
     notes: list
+    flagged: bool = False  # an evaluator flagged its inputs: our cells carry INPUT_MARK
 
 
 def sources_for(row: dict, table: dict, primary: str) -> list[str]:
@@ -357,8 +360,9 @@ def build_table(stem: str, results: dict, roles: dict[str, str], primary: str) -
                 ours[key] = value
         for res in found:
             notes.extend(f for f in res.flags if f not in notes)
+        flagged = any(f.startswith(INPUT_FLAG) for res in found for f in res.flags)
         lines.append(Line(row["row"], role, experiment if found else "", paper, ours,
-                          describe_scale(found), notes))
+                          describe_scale(found), notes, flagged))
     return lines
 
 
@@ -376,8 +380,10 @@ def row_cells(stem: str, line: Line) -> list[str]:
     cells = [line.row, line.experiment or "-"]
     for key in PAPER[stem]["columns"]:
         paper = line.paper.get(key)
-        cells += [f"{paper:g}" if isinstance(paper, (int, float)) else "-",
-                  cell(line.ours.get(key)) if line.role else "-"]
+        ours = cell(line.ours.get(key)) if line.role else "-"
+        if line.flagged and isinstance(line.ours.get(key), (int, float)):
+            ours += INPUT_MARK
+        cells += [f"{paper:g}" if isinstance(paper, (int, float)) else "-", ours]
     return cells + [line.scale or "-", "; ".join(line.notes)]
 
 
@@ -388,6 +394,9 @@ def to_markdown(stem: str, lines: list[Line]) -> str:
            "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in esc]
     out += ["", PAPER[stem]["note"], ""]
+    if any(ln.flagged for ln in lines):
+        out[-1:-1] = [f"`{INPUT_MARK.strip()}`: the evaluator flagged the inputs of this number "
+                      f"(notes: `{INPUT_FLAG.strip()}` ...)."]
     return "\n".join(out)
 
 
