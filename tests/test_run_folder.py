@@ -159,3 +159,13 @@ def test_a_checkpoint_whose_config_does_not_fit_its_weights_is_one_line(tmp_path
                           "--num-samples", "2", "--device", "cpu"], capsys)
     assert f"{path}: its EMA weights do not fit the model its config describes" in err
     assert "Missing key(s)" in err
+
+
+def test_check_config_locates_a_broken_workflow_overlay(tmp_path, capsys):
+    """Snakemake's own message for a broken --configfile names no file or line; this does."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("experiments:\n  digits:\n    per_class: [1, 2\n  qm9: {}\n")
+    err = one_line_error(["check-config", str(REPO / "config/config.yaml"), str(overlay)], capsys)
+    assert f"{overlay} line 4, column 6: invalid YAML" in err
+    cli.main(["check-config", str(REPO / "config/experiments/unite-b-flow1.yaml")])
+    assert "unite-b-flow1.yaml: ok, library config, validated" in capsys.readouterr().out

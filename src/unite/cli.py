@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("unite.analysis.cli", "alignment, entropy and trajectory analyses"),
     "tables": ("unite.tables", "assemble results tables beside the paper's numbers"),
     "fetch": ("unite.fetch", "download a weights/data file and verify its sha256"),
+    "check-config": ("unite.checkconfig", "say where a workflow overlay or library config is broken"),
+    "dvc-stages": ("unite.stages", "write dvc.yaml from the workflow's stages; plan each stage's jobs"),
 }
 
 
