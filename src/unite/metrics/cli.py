@@ -286,6 +286,10 @@ def _model_and_metric_fn(args):
     stats, ref_meta, spec = _ref(args)
     device = args.device or default_device()
     model, cfg, ckpt_meta, use_ema = load_for_inference(args.ckpt, args.no_ema, device)
+    size = ref_meta.get("image_size")
+    if size and cfg.data.image_size != size:
+        raise UserError(f"{args.ckpt} generates {cfg.data.image_size}x{cfg.data.image_size} images "
+                        f"but the reference statistics {args.ref} were computed on {size}x{size}")
 
     def metric_fn(images, labels):
         return im.generation_metrics(
