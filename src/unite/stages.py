@@ -23,9 +23,9 @@ change no command (``resources``, ``threads``) change no plan. ``dvc status`` af
 config shows the ``plan`` stage as changed; ``dvc repro --single-item plan && dvc status``
 lists every stage the edit reaches.
 
-Not seen by the plan: the *content* of a library config (``config/experiments/*.yaml``) when
-its path and ``--set`` arguments stay the same. The stages that read library configs depend on
-``config/experiments`` directly, and Snakemake reruns training when its config file is newer.
+A library config's *content* reaches the plan through the training run folder's digest (part
+of the train command) when it changes a setting a resumed run may not change; the stages that
+read library configs also depend on ``config/experiments`` directly, and Snakemake decides.
 """
 
 from __future__ import annotations
