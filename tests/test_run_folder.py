@@ -169,3 +169,14 @@ def test_check_config_locates_a_broken_workflow_overlay(tmp_path, capsys):
     assert f"{overlay} line 4, column 6: invalid YAML" in err
     cli.main(["check-config", str(REPO / "config/experiments/unite-b-flow1.yaml")])
     assert "unite-b-flow1.yaml: ok, library config, validated" in capsys.readouterr().out
+
+
+def test_the_lock_is_exclusive_and_released(tmp_path):
+    from unite.runlock import RunLock
+
+    first = RunLock(tmp_path).acquire()
+    with pytest.raises(UserError, match=f"pid {os.getpid()} on"):
+        RunLock(tmp_path).acquire()
+    first.release()
+    with RunLock(tmp_path):  # free again
+        pass

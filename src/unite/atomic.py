@@ -39,7 +39,11 @@ def _host() -> str:
 
 
 def umask() -> int:
-    """The process umask (``os.umask`` can only be read by setting it)."""
+    """The process umask: from /proc on Linux, else by setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status") as fh:
+            line = next(ln for ln in fh if ln.startswith("Umask:"))
+        return int(line.split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

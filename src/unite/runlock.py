@@ -10,15 +10,18 @@ byte-range locks that the server tracks, so the lock also holds across nodes the
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
 from unite.errors import UserError
 
 LOCK_NAME = ".lock"
+UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 class RunLock:
@@ -32,7 +35,15 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as exc:
+            if not isinstance(exc, BlockingIOError) and exc.errno in UNSUPPORTED:
+                os.close(fd)  # e.g. NFS mounted with `nolock`: train, but say it is unguarded
+                print(f"warning: cannot lock {self.path} ({exc.strerror}); a second trainer on "
+                      "this folder would not be refused", file=sys.stderr)
+                return self
+            if not isinstance(exc, BlockingIOError):
+                os.close(fd)
+                raise
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
             os.close(fd)
             raise UserError(
