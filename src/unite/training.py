@@ -54,7 +54,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 
 from unite import checkpoint, distributed
 from unite import config as config_mod
-from unite.atomic import atomic_write, check_writable, clean_stale_temps
+from unite.atomic import (
+    ENVIRONMENT_ERRNOS,
+    atomic_write,
+    check_writable,
+    clean_stale_temps,
+    environment_error,
+)
 from unite.config import RESUMABLE_CHANGES, Config
 from unite.data import build_dataset
 from unite.errors import UserError
@@ -487,8 +493,13 @@ def _train(cfg, out, env, progress, datasets, after_step) -> dict:
 
     def log(record: dict) -> None:
         if env.is_main:
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            try:  # appended, not replaced: a torn last line is dropped on resume
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+            except OSError as exc:
+                if exc.errno in ENVIRONMENT_ERRNOS:
+                    raise environment_error(metrics_path, exc) from None
+                raise
 
     def run_eval(at_step: int) -> dict:
         if val_loader is None:
