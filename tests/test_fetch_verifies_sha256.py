@@ -53,7 +53,7 @@ def test_a_wrong_digest_leaves_nothing_behind(cli, source, tmp_path):
     run = cli("--url", path.as_uri(), "--sha256", wrong, "--out", out)
     assert run.returncode == 2
     assert "does not match" in run.stderr and "Traceback" not in run.stderr
-    assert not out.exists() and not list(tmp_path.glob("*.part"))
+    assert not out.exists() and not list(tmp_path.glob("*.part")) + list(tmp_path.glob(".*.tmp"))
 
 
 def test_no_digest_is_refused_unless_asked(cli, source, tmp_path):

@@ -44,6 +44,22 @@ def read(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     return ckpt
 
 
+def load_weights(module: torch.nn.Module, state: dict, path: str | Path, what: str = "weights") -> None:
+    """``module.load_state_dict(state)``; weights that do not fit the model the checkpoint's
+    config describes (edited config, file from another run) are a one-line UserError."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = "; ".join(lines[1:3] if len(lines) > 1 else lines)
+        if len(detail) > 300:
+            detail = detail[:300] + " ..."
+        raise UserError(
+            f"{path}: its {what} do not fit the model its config describes ({detail}); "
+            "the file was not written by this config"
+        ) from None
+
+
 def load_model(path: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"):
     """Rebuild the model of a checkpoint -> ``(model.eval(), cfg, meta)``.
 
@@ -55,7 +71,7 @@ def load_model(path: str | Path, use_ema: bool = True, device: str | torch.devic
     ckpt = read(path, map_location="cpu")
     cfg = config_mod.from_dict(ckpt["config"])
     model = build_model(cfg)
-    weights = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
-    model.load_state_dict(weights)
+    ema = use_ema and ckpt.get("ema") is not None
+    load_weights(model, ckpt["ema"] if ema else ckpt["model"], path, "EMA weights" if ema else "weights")
     meta = {"step": int(ckpt.get("step", 0)), **(ckpt.get("meta") or {})}
     return model.to(device).eval(), cfg, meta

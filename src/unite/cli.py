@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
+from unite.atomic import ENVIRONMENT_ERRNOS, check_writable, environment_error
 from unite.errors import UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tables": ("unite.tables", "assemble results tables beside the paper's numbers"),
     "claims": ("unite.claims.report", "verdicts of the paper's claims over seeds (table, figure)"),
     "fetch": ("unite.fetch", "download a weights/data file and verify its sha256"),
+    "check-config": ("unite.checkconfig", "say where a workflow overlay or library config is broken"),
+    "dvc-stages": ("unite.stages", "write dvc.yaml from the workflow's stages; plan each stage's jobs"),
 }
 
 
@@ -46,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_output_folder(args: argparse.Namespace) -> None:
+    """Every command's ``--out`` must be writable before any work starts: a run folder (or an
+    output folder such as the tables') itself, else the folder a file goes into."""
+    out = getattr(args, "out", None)
+    if not out:
+        return
+    out = Path(out)
+    check_writable(out if out.is_dir() or getattr(args, "_out_is_folder", False) else out.parent)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -54,9 +68,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     module = importlib.import_module(args._module)
     try:
+        check_output_folder(args)
         module.run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # full disk, quota, read-only folder: the cause in one line
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"error: {environment_error(exc.filename or '?', exc)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

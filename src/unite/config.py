@@ -194,6 +194,45 @@ POSITIVE: tuple[str, ...] = (
     "sample.steps",
     "sample.per_class",
     "sample.batch_size",
+    "sample.atol",
+    "sample.rtol",
+    "data.num_classes",
+    "train.lr",
+    "train.log_every",
+    "train.eval_samples",
+    "train.velocity_clamp",
+)
+
+# counts, seeds, intervals (0 = off), weights and rates that a negative value would break
+# deep inside torch/numpy (seed -1: numpy ValueError; num_workers -1: DataLoader ValueError)
+NON_NEGATIVE: tuple[str, ...] = (
+    "data.num_workers",
+    "data.subset",
+    "data.seed",
+    "model.in_context_tokens",
+    "model.in_context_start",
+    "model.depth",
+    "model.width",
+    "model.heads",
+    "model.decoder_depth",
+    "model.decoder_width",
+    "model.decoder_heads",
+    "train.seed",
+    "train.min_lr",
+    "train.warmup_steps",
+    "train.weight_decay",
+    "train.grad_clip",
+    "train.ckpt_every",
+    "train.eval_every",
+    "train.l1_weight",
+    "train.lpips_weight",
+    "train.flow_weight",
+    "train.atom_type_weight",
+    "train.atom_coord_weight",
+    "train.lattice_weight",
+    "train.recon_noise.sigma",
+    "sample.cfg",
+    "finetune.epochs",
 )
 
 
@@ -281,10 +320,11 @@ def validate(cfg: Config) -> Config:
         if value not in allowed:
             _fail(key, f"{value!r} is not one of {', '.join(allowed)}")
     for key in POSITIVE:
-        if get_key(cfg, key) <= 0:
+        if not get_key(cfg, key) > 0:  # `not >`: NaN fails too
             _fail(key, f"must be > 0, got {get_key(cfg, key)}")
-    if cfg.finetune.epochs < 0:
-        _fail("finetune.epochs", f"must be >= 0, got {cfg.finetune.epochs}")
+    for key in NON_NEGATIVE:
+        if not get_key(cfg, key) >= 0:
+            _fail(key, f"must be >= 0, got {get_key(cfg, key)}")
     t = cfg.train
     if t.batch_size % t.grad_accum:
         _fail("train.grad_accum", f"must divide train.batch_size ({t.batch_size})")
@@ -354,7 +394,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {exc}") from None
+        raise UserError(yaml_error(path, exc)) from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: top level must be a mapping")
     base = data.pop("inherit", None)
@@ -405,6 +445,16 @@ def run_digest(path: str | Path, overrides: list[str] | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def yaml_error(path: str | Path, exc: yaml.YAMLError) -> str:
+    """A YAML syntax error as one line: ``FILE line L, column C: problem``."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    return f"{path}{where}: invalid YAML: {detail}"
+
+
 def deep_update(base: dict, new: dict) -> dict:
     out = dict(base)
     for k, v in new.items():
@@ -416,5 +466,10 @@ def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def dump(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+def dump(cfg: Config | dict, path: str | Path) -> None:
+    """Write a config (or its ``to_dict`` form) as YAML, atomically."""
+    from unite.atomic import atomic_write
+
+    data = cfg if isinstance(cfg, dict) else to_dict(cfg)
+    with atomic_write(path, "w") as fh:
+        fh.write(yaml.safe_dump(data, sort_keys=False))

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import re
-import shutil
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from unite.atomic import atomic_write
 from unite.errors import UserError
 
 CHUNK = 1 << 20
@@ -56,31 +55,35 @@ def verify(path: Path, expected: str) -> str:
 
 
 def download(url: str, out: Path, expected: str, *, timeout: float = 60.0) -> str:
-    """Fetch ``url`` to a temporary file next to ``out``; rename only once the digest matches."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
+    """Fetch ``url`` through :func:`unite.atomic.atomic_write`: the file appears at ``out`` only
+    once its digest matches (a failed or mismatched download leaves nothing behind)."""
+    h = hashlib.sha256()
     try:
-        if "://" not in url:  # a plain path: copying a file fetched by hand is fine too
-            if not Path(url).is_file():
-                raise UserError(f"--url {url}: no such file")
-            shutil.copyfile(url, tmp)
-        else:
-            from tqdm import tqdm
-
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as fh:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=out.name,
-                          file=sys.stderr) as bar:
-                    for block in iter(lambda: response.read(CHUNK), b""):
+        with atomic_write(out, "wb") as fh:
+            if "://" not in url:  # a plain path: copying a file fetched by hand is fine too
+                if not Path(url).is_file():
+                    raise UserError(f"--url {url}: no such file")
+                with open(url, "rb") as src:
+                    for block in iter(lambda: src.read(CHUNK), b""):
                         fh.write(block)
-                        bar.update(len(block))
-        digest = verify(tmp, expected)
-        os.replace(tmp, out)
-        return digest
+                        h.update(block)
+            else:
+                from tqdm import tqdm
+
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    total = int(response.headers.get("Content-Length") or 0) or None
+                    with tqdm(total=total, unit="B", unit_scale=True, desc=out.name,
+                              file=sys.stderr) as bar:
+                        for block in iter(lambda: response.read(CHUNK), b""):
+                            fh.write(block)
+                            h.update(block)
+                            bar.update(len(block))
+            actual = h.hexdigest()
+            if expected and not actual.startswith(expected):
+                raise UserError(f"{url}: sha256 {actual} does not match the expected {expected}")
+        return actual
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise UserError(f"cannot download {url}: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from unite.atomic import atomic_write
+
 PAD = 2
 BACKGROUND = (255, 255, 255)
 
@@ -47,8 +49,8 @@ def _compose(rows: list[tuple[str, np.ndarray]], path: str | Path, min_cell: int
         for c, img in enumerate(imgs):
             canvas.paste(Image.fromarray(img), (margin + c * (cell_w + PAD), top))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    with atomic_write(path) as fh:
+        canvas.save(fh, format="PNG")
     return path
 
 

@@ -270,8 +270,9 @@ def read_sample_file(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files if k != "meta"}
             meta = json.loads(str(f["meta"])) if "meta" in f.files else None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read sample file {path}: {exc}") from None
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error on truncated files, ...
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise UserError(f"cannot read sample file {path} ({reason}): truncated or not an .npz") from None
     if meta is None:
         raise UserError(f"{path} has no 'meta' entry: not written by unite sample/reconstruct")
     return arrays, meta

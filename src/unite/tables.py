@@ -28,11 +28,13 @@ from pathlib import Path
 
 from unite.atomic import atomic_write
 from unite.errors import UserError
+from unite.metrics.inputs import INPUT_FLAG
 
 TABLE_FORMATS = ("md", "csv", "tex")
 NOT_RUN = "not run"
 NOT_FINE_TUNED = "not fine-tuned"
 PRIMARY = "primary"  # a row's source "gen_primary" means the --primary sampling protocol
+INPUT_MARK = " (!)"  # after our number when such a flag exists
 
 # The paper's numbers (arXiv 2603.22283; REFERENCE section 5). Per table: a title, the metric
 # columns (key in our metric files -> header), and rows: label, role (None = a baseline we do
@@ -318,6 +320,7 @@ class Line:
     ours: dict
     scale: str
     notes: list
+    flagged: bool = False  # an evaluator flagged its inputs: our cells carry INPUT_MARK
 
 
 def sources_for(row: dict, table: dict, primary: str) -> list[str]:
@@ -392,7 +395,9 @@ def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Lin
             ours = {k: aggregate([v[k] for v, _ in values]) for k in table["columns"]}
             label = f"{len(runs)} runs: " + ", ".join(exp for exp, _ in runs)
             scale = describe_scale(runs[0][1]) + f"; mean ± sd over {len(runs)} runs (seeds)"
-        lines.append(Line(row["row"], role, label, paper, ours, scale, notes))
+        flagged = any(f.startswith(INPUT_FLAG) for _, found in runs for res in found
+                      for f in res.flags)
+        lines.append(Line(row["row"], role, label, paper, ours, scale, notes, flagged))
     return lines
 
 
@@ -410,8 +415,10 @@ def row_cells(stem: str, line: Line) -> list[str]:
     cells = [line.row, line.experiment or "-"]
     for key in PAPER[stem]["columns"]:
         paper = line.paper.get(key)
-        cells += [f"{paper:g}" if isinstance(paper, (int, float)) else "-",
-                  cell(line.ours.get(key)) if line.role else "-"]
+        ours = cell(line.ours.get(key)) if line.role else "-"
+        if line.flagged and isinstance(line.ours.get(key), (int, float)):
+            ours += INPUT_MARK
+        cells += [f"{paper:g}" if isinstance(paper, (int, float)) else "-", ours]
     return cells + [line.scale or "-", "; ".join(line.notes)]
 
 
@@ -422,15 +429,23 @@ def to_markdown(stem: str, lines: list[Line]) -> str:
            "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in esc]
     out += ["", PAPER[stem]["note"], ""]
+    if any(ln.flagged for ln in lines):
+        out[-1:-1] = [f"`{INPUT_MARK.strip()}`: the evaluator flagged the inputs of this number "
+                      f"(notes: `{INPUT_FLAG.strip()}` ...)."]
     return "\n".join(out)
 
 
 def to_csv(stem: str, lines: list[Line], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
+    with atomic_write(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header(stem))
         for ln in lines:
             writer.writerow(row_cells(stem, ln))
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
 
 
 def latex_escape(text: str) -> str:
@@ -491,8 +506,8 @@ def write_sweep_table(results: dict, out: Path) -> list[Path]:
         md.append("| " + " | ".join([NOT_RUN] + [""] * (len(columns) - 1)) + " |")
     notes = sorted({f"{r['experiment']}: {r['features']}; {r['stop_rule']}" for r in rows})
     md += [""] + notes + ["Paper: w from 1.0 to 4.0 in steps of 0.2; only the best is reported."]
-    (out / f"{SWEEP_STEM}.md").write_text("\n".join(md) + "\n")
-    with open(out / f"{SWEEP_STEM}.csv", "w", newline="") as f:
+    write_text(out / f"{SWEEP_STEM}.md", "\n".join(md) + "\n")
+    with atomic_write(out / f"{SWEEP_STEM}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*columns, "features", "stop_rule"])
         writer.writeheader()
         writer.writerows(rows)
@@ -500,7 +515,7 @@ def write_sweep_table(results: dict, out: Path) -> list[Path]:
            " & ".join(latex_escape(c) for c in columns) + " \\\\ \\hline"]
     tex += [" & ".join(latex_escape(fmt_number(r[c])) for c in columns) + " \\\\" for r in rows]
     tex.append("\\end{tabular}")
-    (out / f"{SWEEP_STEM}.tex").write_text("\n".join(tex) + "\n")
+    write_text(out / f"{SWEEP_STEM}.tex", "\n".join(tex) + "\n")
     return [out / f"{SWEEP_STEM}.{fmt}" for fmt in TABLE_FORMATS]
 
 
@@ -511,9 +526,9 @@ def write_tables(results_dir, out_dir, roles: dict, primary: str) -> list[Path]:
     written = []
     for stem in TABLE_STEMS:
         lines = build_table(stem, results, roles, primary)
-        (out / f"{stem}.md").write_text(to_markdown(stem, lines))
+        write_text(out / f"{stem}.md", to_markdown(stem, lines))
         to_csv(stem, lines, out / f"{stem}.csv")
-        (out / f"{stem}.tex").write_text(to_latex(stem, lines))
+        write_text(out / f"{stem}.tex", to_latex(stem, lines))
         written += [out / f"{stem}.{fmt}" for fmt in TABLE_FORMATS]
     return written + write_sweep_table(results, out)
 
@@ -576,6 +591,7 @@ def parse_roles(items: list[str]) -> dict[str, list[str]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", required=True, help="folder searched for metric JSON files")
     parser.add_argument("--out", required=True, help="output folder for the tables")
+    parser.set_defaults(_out_is_folder=True)
     parser.add_argument("--role", action="append", default=[], metavar="ROLE=EXPERIMENT",
                         help="our experiment that fills a paper row's role (repeatable; a role "
                              "given several experiments shows mean ± sd over them)")

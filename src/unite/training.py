@@ -17,9 +17,11 @@ gradient accumulation (``grad_accum`` micro-batches per optimizer step; ``batch_
 global batch over ranks and micro-batches), clipping over all parameters, EMA of the whole
 model. bf16 autocast on CUDA (``precision: auto``), fp32 on CPU. DDP under torchrun.
 
-Run folder: ``RUN/config.yaml`` (resolved config), ``RUN/metrics.jsonl`` (one JSON object per
-line, ``"kind": "train"`` or ``"eval"``), ``RUN/checkpoints/last.pt`` (every ``ckpt_every``
-steps and at the end; atomic writes). If ``last.pt`` exists the run resumes from it exactly:
+Run folder: ``RUN/config.yaml`` (the resolved config of ``last.pt``; written with every
+checkpoint), ``RUN/metrics.jsonl`` (one JSON object per line, ``"kind": "train"`` or
+``"eval"``), ``RUN/checkpoints/last.pt`` (every ``ckpt_every`` steps and at the end; atomic
+writes), ``RUN/.lock`` (held by the one trainer of the folder: a second one is refused). The
+folder must be writable at the start. If ``last.pt`` exists the run resumes from it exactly:
 model, EMA, optimizers, step, every RNG state (per rank) and the data order (a pure function of
 seed, epoch and the number of micro-batches consumed). Metric lines past the checkpoint's step
 are dropped on resume. Exactness assumes ``data.num_workers: 0`` for datasets with random
@@ -29,7 +31,9 @@ Preemption: SIGTERM and SIGUSR1 only set a flag; at the next step boundary the l
 ``last.pt`` and the command exits with ``128 + signal`` (143 for SIGTERM, 138 for SIGUSR1).
 A non-zero code on purpose: the run is *not* finished, so a workflow manager must not treat
 its outputs as complete; rerunning the same command (or a SLURM requeue) resumes. A finished
-run exits 0, and rerunning a finished run does nothing.
+run exits 0, and rerunning a finished run does nothing. A larger ``train.steps`` extends a
+finished run (``RUN/config.yaml`` follows at the next checkpoint); a smaller one than the
+checkpoint holds is refused, since the run cannot be shortened in place.
 """
 
 from __future__ import annotations
@@ -50,6 +54,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 
 from unite import checkpoint, distributed
 from unite import config as config_mod
+from unite.atomic import (
+    ENVIRONMENT_ERRNOS,
+    atomic_write,
+    check_writable,
+    clean_stale_temps,
+    environment_error,
+)
 from unite.config import RESUMABLE_CHANGES, Config
 from unite.data import build_dataset
 from unite.errors import UserError
@@ -58,6 +69,7 @@ from unite.losses import ReconLoss
 from unite.modality import batch_size_of, is_image, to_device
 from unite.models import build_model
 from unite.optim import EMA, WarmupCosine, build_optimizers
+from unite.runlock import RunLock
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -321,9 +333,8 @@ def truncate_metrics(path: Path, step: int) -> None:
                 kept.append(line)
         except json.JSONDecodeError:
             continue  # a half-written last line of a killed run
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in kept))
-    tmp.replace(path)
+    with atomic_write(path, "w") as fh:
+        fh.write("".join(f"{line}\n" for line in kept))
 
 
 class StopFlag:
@@ -377,9 +388,21 @@ def train(
     called after every optimizer step (tests use it to deliver a signal at a known step).
     """
     env = distributed.setup(device)
+    out = Path(out_dir)
+    lock = None
     try:
-        return _train(cfg, Path(out_dir), env, progress, datasets, after_step)
+        if env.is_main:
+            # a read-only folder fails now, not at the first checkpoint; a second trainer on
+            # this folder is refused; temp files of killed checkpoint writers are removed
+            check_writable(out / "checkpoints")
+            out.mkdir(parents=True, exist_ok=True)
+            lock = RunLock(out).acquire()
+            clean_stale_temps(out / "checkpoints")
+            clean_stale_temps(out)
+        return _train(cfg, out, env, progress, datasets, after_step)
     finally:
+        if lock is not None:
+            lock.release()
         distributed.teardown(env)
 
 
@@ -406,10 +429,18 @@ def _train(cfg, out, env, progress, datasets, after_step) -> dict:
 
     step = 0
     saved = checkpoint.read(ckpt_path) if ckpt_path.exists() else None
+    run_config = config_mod.to_dict(cfg)  # what RUN/config.yaml shows: the config of last.pt
     if saved is not None:
         check_resumable(saved["config"], cfg, ckpt_path)
-        model.load_state_dict(saved["model"])
-        ema.load_state_dict(saved["ema"])
+        if int(saved.get("step", 0)) > t.steps:
+            raise UserError(
+                f"{ckpt_path} already holds {int(saved['step'])} trained steps, more than "
+                f"train.steps={t.steps}: a run cannot be shortened; use a new --out folder (or "
+                f"delete {out}) to train {t.steps} steps"
+            )
+        run_config = saved["config"]
+        checkpoint.load_weights(model, saved["model"], ckpt_path)
+        checkpoint.load_weights(ema.module, saved["ema"], ckpt_path, "EMA weights")
         if len(saved["optimizers"]) != len(optimizers):
             raise UserError(f"{ckpt_path}: optimizer layout differs (train.muon changed?)")
         for opt, state in zip(optimizers, saved["optimizers"]):
@@ -424,7 +455,9 @@ def _train(cfg, out, env, progress, datasets, after_step) -> dict:
         del saved
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        config_mod.dump(cfg, out / "config.yaml")
+        # on resume the checkpoint's own config: a longer train.steps is written with the
+        # next checkpoint, so the file never describes a run that last.pt does not hold
+        config_mod.dump(run_config, out / "config.yaml")
         truncate_metrics(metrics_path, step)
     if step >= t.steps:
         if env.is_main:
@@ -466,12 +499,18 @@ def _train(cfg, out, env, progress, datasets, after_step) -> dict:
                 },
                 ckpt_path,
             )
+            config_mod.dump(cfg, out / "config.yaml")
         distributed.barrier(env)
 
     def log(record: dict) -> None:
         if env.is_main:
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            try:  # appended, not replaced: a torn last line is dropped on resume
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+            except OSError as exc:
+                if exc.errno in ENVIRONMENT_ERRNOS:
+                    raise environment_error(metrics_path, exc) from None
+                raise
 
     def run_eval(at_step: int) -> dict:
         if val_loader is None:
@@ -572,6 +611,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default=None,
                         help=f"experiment YAML (default: the embedded digits config {DEFAULT_CONFIG.name})")
     parser.add_argument("--out", required=True, help="run folder (resumes if it has checkpoints/last.pt)")
+    parser.set_defaults(_out_is_folder=True)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set train.lr=3e-4 (repeatable)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")

@@ -66,10 +66,11 @@ def save_figure(fig, path: str | Path) -> None:
     """Save a matplotlib figure as PNG and free it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_write(path) as fh:
+            fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def pyplot():

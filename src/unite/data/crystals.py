@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from unite.atomic import atomic_write
 from unite.config import Config
 from unite.errors import UserError
 
@@ -209,9 +210,7 @@ def prepare(cfg: Config, out_path: str | Path) -> dict:
         "units": "frac_coords in [0,1), lengths Angstrom, angles degrees; Niggli-reduced",
     }
     arrays = {f"{s}_{f}": getattr(a, f) for s, a in splits.items() for f in (*FIELDS, "ids")}
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_path, "wb") as fh:  # exact name: np.savez would append .npz to a bare path
+    with atomic_write(out_path) as fh:  # a file object: np.savez would append .npz to a path
         np.savez_compressed(fh, meta=np.str_(json.dumps(meta)), **arrays)
     return meta
 

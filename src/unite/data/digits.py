@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from unite.atomic import atomic_write
 from unite.config import Config
 from unite.errors import UserError
 
@@ -122,8 +123,6 @@ def prepare(cfg: Config, out_path: str | Path) -> dict:
     arrays = {}
     for s, (x, y) in splits.items():
         arrays[f"{s}_images"], arrays[f"{s}_labels"] = x, y
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_path, "wb") as fh:  # exact name: np.savez would append .npz to a bare path
+    with atomic_write(out_path) as fh:  # a file object: np.savez would append .npz to a path
         np.savez_compressed(fh, meta=np.str_(json.dumps(meta)), **arrays)
     return meta

@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from unite.atomic import atomic_write
 from unite.config import Config
 from unite.errors import UserError
 
@@ -237,7 +238,6 @@ def prepare(cfg: Config, out_path: str | Path) -> dict:
         "corrupt_counts": {s: len(v["corrupt"]) for s, v in splits.items()},
         "splits": splits,
     }
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(index))
+    with atomic_write(out_path, "w") as fh:
+        fh.write(json.dumps(index))
     return {k: index[k] for k in ("root", "counts", "corrupt_counts")} | {"num_classes": len(classes)}

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from unite.atomic import atomic_write
 from unite.config import Config
 from unite.errors import UserError
 
@@ -116,9 +117,7 @@ def write_prepared(path: str | Path, types, pos, qm9_index, seed: int, source: s
         "counts": {k: int(len(v)) for k, v in splits.items()},
         "units": "Angstrom, centred at the centroid of the atoms",
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:  # exact name: np.savez would append .npz to a bare path
+    with atomic_write(path) as fh:  # a file object: np.savez would append .npz to a path
         np.savez_compressed(
             fh,
             meta=np.str_(json.dumps(meta)),

@@ -18,10 +18,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from unite.errors import UserError
-from unite.metrics import read_npz_meta, result, write_result
+from unite.metrics import result, write_result
 
 DELEGATED = {
     "molecules": ("unite.metrics.molecules", "QM9 metrics: reconstruction match/RMSD or validity/uniqueness"),
@@ -176,19 +174,17 @@ def _positive(args, *names) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {value}")
 
 
-def _read_images(path: str, fields: tuple[str, ...]) -> tuple[dict, dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            meta = read_npz_meta(f)
-            missing = [k for k in fields if k not in f.files]
-            if missing:
-                raise UserError(f"{path} lacks {', '.join(missing)} (has {', '.join(f.files)})")
-            arrays = {k: f[k] for k in f.files if k != "meta"}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
+def _read_images(path: str, fields: tuple[str, ...], ref_meta: dict, ref_path) -> tuple[dict, dict]:
+    """The image arrays of a sample/recon file, checked against the reference statistics."""
+    from unite.metrics import inputs
+
+    arrays, meta = inputs.read_npz(path, "file")
+    inputs.require(arrays, fields, path)
+    for key in fields:
+        inputs.check_images(arrays[key], path, key, image_size=ref_meta.get("image_size"),
+                            ref_path=ref_path)
+    if "labels" in arrays and "images" in fields:
+        inputs.check_labels(arrays["labels"], len(arrays["images"]), path)
     return arrays, meta
 
 
@@ -214,11 +210,12 @@ def run_images(args) -> None:
 
     _positive(args, "batch_size", "isc_splits", "expect_samples")
     stats, ref_meta, spec = _ref(args)
-    arrays, meta = _read_images(args.samples, ("images",))
+    arrays, meta = _read_images(args.samples, ("images",), ref_meta, args.ref)
     obj = im.samples_result(
         arrays["images"], arrays.get("labels"), meta, stats, ref_meta, spec,
         expect_samples=args.expect_samples, isc_splits=args.isc_splits,
         batch_size=args.batch_size, device=args.device, verbose=not args.quiet,
+        source=str(args.samples),
     )
     obj["scale"]["samples_file"] = str(args.samples)
     _report(args.out, obj)
@@ -249,7 +246,7 @@ def run_recon_images(args) -> None:
         ref_stats, ref_meta, spec = _ref(args)
     else:
         spec = im.feature_spec(args.features or "inception", args.weights)
-    arrays, meta = _read_images(args.recon, ("originals", "reconstructions"))
+    arrays, meta = _read_images(args.recon, ("originals", "reconstructions"), ref_meta, args.ref)
     metrics, flags = im.recon_metrics(
         arrays["originals"], arrays["reconstructions"], spec, ref_stats=ref_stats,
         lpips_random=args.lpips_random, batch_size=args.batch_size, device=args.device,
@@ -289,6 +286,10 @@ def _model_and_metric_fn(args):
     stats, ref_meta, spec = _ref(args)
     device = args.device or default_device()
     model, cfg, ckpt_meta, use_ema = load_for_inference(args.ckpt, args.no_ema, device)
+    size = ref_meta.get("image_size")
+    if size and cfg.data.image_size != size:
+        raise UserError(f"{args.ckpt} generates {cfg.data.image_size}x{cfg.data.image_size} images "
+                        f"but the reference statistics {args.ref} were computed on {size}x{size}")
 
     def metric_fn(images, labels):
         return im.generation_metrics(

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from unite.errors import UserError
-from unite.metrics import result, write_result
+from unite.metrics import inputs, result, write_result
 from unite.metrics.molecules import load_npz
 
 PAPER_NUM_SAMPLES = 10_000
@@ -212,12 +212,37 @@ def check_fields(arrays: dict, path, prefix: str = "") -> dict:
             "frac_coords, lengths, angles) or a reconstruction file (orig_*/recon_*)"
         )
     out = {f: arrays[prefix + f] for f in FIELDS}
+    if out["atom_types"].ndim != 2:
+        raise UserError(f"{path}: {prefix}atom_types has shape {out['atom_types'].shape}, "
+                        "expected (N, slots)")
     n, slots = out["atom_types"].shape
     shapes = {"frac_coords": (n, slots, 3), "lengths": (n, 3), "angles": (n, 3)}
     for f, shape in shapes.items():
         if out[f].shape != shape:
             raise UserError(f"{path}: {prefix}{f} has shape {out[f].shape}, expected {shape}")
+    inputs.check_count(n, path, "crystals")
+    inputs.check_atom_types(out["atom_types"], path, prefix + "atom_types")
+    for f in ("frac_coords", "lengths", "angles"):
+        inputs.check_finite(out[f], path, prefix + f, "crystals")
     return out
+
+
+def unbuildable(lengths: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Per crystal: no cell can be built (a length <= 0, an angle outside ANGLE_RANGE, or an
+    angle triple with no real volume); such crystals count as invalid, as in ADiT."""
+    cos = np.cos(np.radians(angles.astype(np.float64)))
+    gram = 1 - (cos**2).sum(1) + 2 * cos.prod(1)  # (V / abc)^2
+    outside = ((angles <= ANGLE_RANGE[0]) | (angles >= ANGLE_RANGE[1])).any(1)
+    return (lengths <= 0).any(1) | outside | (gram <= 1e-12)
+
+
+def lattice_flags(arrays: dict, what: str) -> list[str]:
+    bad = int(unbuildable(arrays["lengths"], arrays["angles"]).sum())
+    if not bad:
+        return []
+    return [f"{inputs.INPUT_FLAG}{bad} of {len(arrays['lengths'])} {what} have no buildable cell "
+            f"(a lattice length <= 0, an angle outside {ANGLE_RANGE[0]:g}-{ANGLE_RANGE[1]:g} "
+            "degrees or an impossible angle triple): counted invalid"]
 
 
 def reference_structures(path: str | Path) -> list:
@@ -247,12 +272,14 @@ def evaluate_file(samples: str | Path, reference: str | Path | None = None, limi
     if recon:
         orig = {k: v[sl] for k, v in check_fields(arrays, samples, "orig_").items()}
         pred = {k: v[sl] for k, v in check_fields(arrays, samples, "recon_").items()}
+        flags += lattice_flags(orig, "original crystals") + lattice_flags(pred, "reconstructions")
         metrics = reconstruction_metrics(orig, pred)
         n = metrics["num_pairs"]
         if reference is not None:
             flags.append("--reference is ignored for a reconstruction file")
     else:
         gen = {k: v[sl] for k, v in check_fields(arrays, samples).items()}
+        flags += lattice_flags(gen, "crystals") + inputs.empty_sample_flag(gen["atom_types"], "crystals")
         ref = reference_structures(reference) if reference is not None else None
         metrics = generation_metrics(*(gen[f] for f in FIELDS), reference=ref)
         n = metrics["num_samples"]

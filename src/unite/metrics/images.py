@@ -150,8 +150,8 @@ def write_random_inception_weights(path: str | Path, seed: int = 0) -> Path:
             nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="linear")
             nn.init.zeros_(module.bias)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), path)
+    with atomic_write(path) as fh:
+        torch.save(net.state_dict(), fh)
     return path
 
 
@@ -273,8 +273,10 @@ def inception_score(logits: torch.Tensor, splits: int = 10, seed: int = 2020) ->
     return float(out[KEY_METRIC_ISC_MEAN]), float(out[KEY_METRIC_ISC_STD])
 
 
-def stats_meta(spec: FeatureSpec, **extra) -> dict:
-    return {
+def stats_meta(spec: FeatureSpec, out: str | Path | None = None, **extra) -> dict:
+    """What a reference file records; ``weights_from_ref`` (the weights' path relative to the
+    file ``out``) lets evaluations find the weights from any working directory."""
+    meta = {
         "format": STATS_FORMAT,
         "features": spec.kind,
         "extractor": spec.extractor,
@@ -283,6 +285,10 @@ def stats_meta(spec: FeatureSpec, **extra) -> dict:
         "weights_sha256": file_sha256(spec.weights),
         **extra,
     }
+    if out is not None:
+        meta["weights_from_ref"] = os.path.relpath(Path(spec.weights).resolve(),
+                                                   Path(out).resolve().parent)
+    return meta
 
 
 def save_ref_stats(path: str | Path, stats: dict, meta: dict) -> None:
@@ -299,13 +305,28 @@ def load_ref_stats(path: str | Path) -> tuple[dict, dict]:
             f"`python -m unite evaluate ref-stats --config C --out {path} --features inception|digits "
             f"--weights W`"
         )
-    try:
-        with np.load(path) as f:
-            stats = {"mu": f["mu"], "sigma": f["sigma"]}
-            meta = json.loads(str(f["meta"]))
-    except (OSError, KeyError, ValueError) as exc:
-        raise UserError(f"{path} is not a reference-statistics file ({exc}); recompute it with `evaluate ref-stats`") from None
+    from unite.metrics.inputs import read_npz
+
+    arrays, meta = read_npz(path, "reference statistics")
+    if not {"mu", "sigma"} <= arrays.keys() or not meta:
+        raise UserError(f"{path} is not a reference-statistics file (needs mu, sigma, meta; has "
+                        f"{', '.join(arrays) or 'nothing'}); recompute it with `evaluate ref-stats`")
+    stats = {"mu": arrays["mu"], "sigma": arrays["sigma"]}
+    meta["weights"] = resolve_weights(meta, path)
     return stats, meta
+
+
+def resolve_weights(meta: dict, ref_path) -> str | None:
+    """The feature-weights file a reference records, wherever the command runs from: the path
+    relative to the reference file (``weights_from_ref``) if it exists there, else the path as
+    recorded (absolute, or relative to the folder the reference was made in)."""
+    recorded = meta.get("weights")
+    rel = meta.get("weights_from_ref")
+    if rel:
+        beside = Path(ref_path).parent / rel
+        if beside.is_file():
+            return str(beside)
+    return recorded
 
 
 def spec_for_ref(ref_meta: dict, features: str | None, weights: str | None, ref_path) -> FeatureSpec:
@@ -352,8 +373,10 @@ def generation_metrics(
     batch_size: int = 64,
     device: str | None = None,
     verbose: bool = True,
+    source: str = "samples",
 ) -> dict:
-    """FID against the reference statistics, IS, and (digits only) class accuracy of samples."""
+    """FID against the reference statistics, IS, and (digits only) class accuracy of samples
+    (``source`` names them in messages)."""
     feats = extract_features(UInt8Images(images), spec, batch_size=batch_size, device=device, verbose=verbose)
     stats = fid_statistics(feats[spec.fid_layer])
     if stats["mu"].shape != ref_stats["mu"].shape:
@@ -367,6 +390,9 @@ def generation_metrics(
         spec.name("is_std"): is_std,
     }
     if spec.kind == DIGITS and labels is not None:
+        from unite.metrics.inputs import check_labels
+
+        check_labels(np.asarray(labels), len(images), source, feats[spec.isc_layer].shape[1])
         pred = feats[spec.isc_layer].argmax(dim=1).numpy()
         out[spec.name("class_accuracy")] = float((pred == np.asarray(labels)).mean())
     out["num_samples"] = int(len(images))
@@ -489,6 +515,7 @@ def samples_result(
     batch_size: int = 64,
     device: str | None = None,
     verbose: bool = True,
+    source: str = "samples",
 ) -> dict:
     """gFID / IS (/ class accuracy) of one sample set as the team's ``gen_images`` object."""
     from unite.metrics import result
@@ -497,7 +524,7 @@ def samples_result(
         labels = None
     metrics = generation_metrics(
         images, labels, ref_stats, spec,
-        isc_splits=isc_splits, batch_size=batch_size, device=device, verbose=verbose,
+        isc_splits=isc_splits, batch_size=batch_size, device=device, verbose=verbose, source=source,
     )
     n = len(images)
     flags = sample_count_flags(n, expected_sample_count(meta, expect_samples), len(ref_stats["mu"]))
@@ -556,6 +583,7 @@ def reference_stats(
     images = SplitAsUInt8(ds, limit)
     meta = stats_meta(
         spec,
+        out,
         dataset=cfg.data.kind,
         experiment=cfg.name,
         data_root=cfg.data.root,

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from unite.errors import UserError
-from unite.metrics import read_npz_meta, result, write_result
+from unite.metrics import inputs, result, write_result
 
 PAPER_NUM_SAMPLES = 10_000  # generated molecules in the paper's protocol
 QM9_TEST_SIZE = 12_831
@@ -166,16 +166,8 @@ def reconstruction_metrics(orig_types, orig_pos, recon_types, recon_pos) -> dict
 
 # -- files ----------------------------------------------------------------------------------
 def load_npz(path: str | Path) -> tuple[dict, dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files if k != "meta"}
-            meta = read_npz_meta(f)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    return arrays, meta
+    """Arrays and meta of a sample/reconstruction/reference file (unreadable: UserError)."""
+    return inputs.read_npz(path, "file")
 
 
 def is_reconstruction(arrays: dict) -> bool:
@@ -193,6 +185,9 @@ def check_fields(arrays: dict, path, prefix: str = "") -> None:
     if t.ndim != 2 or p.shape != (*t.shape, 3):
         raise UserError(f"{path}: {prefix}atom_types {t.shape} and {prefix}positions {p.shape} "
                         "should be (N, slots) and (N, slots, 3)")
+    inputs.check_count(len(t), path, "molecules")
+    inputs.check_atom_types(t, path, prefix + "atom_types")
+    inputs.check_finite(p, path, prefix + "positions", "molecules")
 
 
 def reference_smiles(path: str | Path, via: str) -> set[str]:
@@ -247,6 +242,7 @@ def evaluate_file(samples: str | Path, reference: str | Path | None = None, via:
             flags.append("--reference is ignored for a reconstruction file")
     else:
         ref = reference_smiles(reference, via) if reference is not None else None
+        flags += inputs.empty_sample_flag(arrays["atom_types"][sl], "molecules")
         metrics = generation_metrics(arrays["atom_types"][sl], arrays["positions"][sl], ref, via)
         n = metrics["num_samples"]
         if n < PAPER_NUM_SAMPLES:
