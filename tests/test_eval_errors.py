@@ -106,7 +106,7 @@ def test_fewer_samples_than_configured_are_flagged(ref, tmp_path):
     assert any("fewer than the 500 configured" in f for f in res["flags"])
     assert any("feature dimension 64" in f for f in res["flags"])  # 40 <= 64: singular covariance
     assert res["scale"]["num_samples"] == 40
-    assert set(res) == {"experiment", "kind", "metrics", "scale", "flags"}
+    assert set(res) == {"experiment", "kind", "metrics", "scale", "flags", "provenance"}
 
     out2 = tmp_path / "o2.json"
     s = samples(tmp_path, 80, 80)
