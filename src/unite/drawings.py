@@ -140,8 +140,9 @@ def molecule_grid(types: np.ndarray, positions: np.ndarray, out: str | Path, *, 
 @lru_cache(maxsize=1)
 def jmol_colours() -> dict:
     """Element -> RGB in [0, 1] from pymatgen's bundled Jmol scheme (no VTK import)."""
-    import yaml
     from importlib.resources import files
+
+    import yaml
 
     scheme = yaml.safe_load(files("pymatgen.vis").joinpath("ElementColorSchemes.yaml").read_text())
     return {el: tuple(c / 255 for c in rgb) for el, rgb in scheme["Jmol"].items()}
