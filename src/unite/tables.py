@@ -581,9 +581,14 @@ PROVENANCE_COLUMNS = (
 
 
 def provenance_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    """One row per metric file (analysis and loss-curve JSON are not metrics)."""
+    from unite.metrics import RESULT_KINDS
+
     head = ["experiment", "source", "kind", "file", *PROVENANCE_COLUMNS]
     rows = []
     for (exp, source), res in sorted(results.items()):
+        if res.kind not in RESULT_KINDS:
+            continue
         p = res.provenance
         values = [p.get(k) for k in PROVENANCE_COLUMNS]
         cells = [json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else
