@@ -546,14 +546,15 @@ def evaluate_samples_command(wildcards, input) -> str:
         dataset = EXPERIMENTS[wildcards.exp]["dataset"]
         return f"images --samples {input.samples} --ref {input.ref} {feature_args(dataset)}"
     reference = f" --reference {input.reference}" if "reference" in input.keys() else ""
-    return f"{kind} --samples {input.samples}{reference}{validity_args(kind)}"
+    return f"{kind} --samples {input.samples}{reference}"
 
 
-def validity_args(kind: str) -> str:
-    """Molecules: the validity protocol (a params change reruns the evaluation)."""
-    if kind != "molecules":
+def validity_args(wildcards) -> str:
+    """Molecules: the validity protocol. A params entry of its own (not derived from the
+    input), so that Snakemake sees a change and reruns the evaluation and the tables."""
+    if modality(wildcards.exp) != "molecules":
         return ""
-    return f" --validity-protocol {config['evaluation']['validity_protocol']}"
+    return f"--validity-protocol {config['evaluation']['validity_protocol']}"
 
 
 def adm_reference(wildcards):

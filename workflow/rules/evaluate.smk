@@ -23,8 +23,10 @@ rule evaluate_samples:
     params:
         py=PYTHON,
         command=evaluate_samples_command,
+        validity=validity_args,
     shell:
-        "{params.py:q} -m unite evaluate {params.command} --out {output:q} > {log} 2>&1"
+        "{params.py:q} -m unite evaluate {params.command} {params.validity} --out {output:q} "
+        "> {log} 2>&1"
 
 
 rule evaluate_samples_adm:

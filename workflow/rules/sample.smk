@@ -95,7 +95,7 @@ rule structure_grid:
         py=PYTHON,
         what=lambda wc: modality(wc.exp),
         drawn=config["evaluation"]["structures"],
-        validity=config["evaluation"]["validity_protocol"],
+        validity=validity_args,
     shell:
         "{params.py:q} -m unite draw {params.what} --samples {input:q} --out {output:q} "
-        "--count {params.drawn} --validity-protocol {params.validity} > {log} 2>&1"
+        "--count {params.drawn} {params.validity} > {log} 2>&1"
