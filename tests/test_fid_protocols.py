@@ -163,6 +163,46 @@ def test_fid_independent_of_feature_batch_size_and_shard_count(weights, tmp_path
         assert value == pytest.approx(first, rel=1e-6, abs=1e-9), key
 
 
+def test_samples_from_a_checkpoint_carry_every_provenance_field(weights, tmp_path):
+    """`unite sample` from a checkpoint, then `evaluate images`: nothing required is missing."""
+    import torch as th
+
+    from training_helpers import tiny_image_dict
+    from unite import checkpoint, config
+    from unite.models import build_model
+
+    cfg = config.from_dict(tiny_image_dict("provenance-test"))
+    th.manual_seed(0)
+    sd = build_model(cfg).state_dict()
+    ckpt = tmp_path / "last.pt"
+    checkpoint.save_atomic({"model": sd, "ema": sd, "optimizers": [], "scheduler": None,
+                            "step": 7, "rng": None, "config": config.to_dict(cfg),
+                            "meta": {"fine_tuned": True}}, ckpt)
+    samples = tmp_path / "s.npz"
+    cli.main(["sample", "--ckpt", str(ckpt), "--out", str(samples), "--per-class", "1",
+              "--solver", "heun", "--steps", "2", "--cfg", "1.5", "--seed", "3", "--device", "cpu"])
+    spec = im.feature_spec("inception", weights, fid_layer="64")
+    feats = im.extract_features(im.UInt8Images(pictures(6, 12, 16)), spec, device="cpu",
+                                verbose=False)
+    ref = tmp_path / "ref.npz"
+    im.save_ref_stats(ref, im.fid_statistics(feats["64"]),
+                      im.stats_meta(spec, num_images=12, dataset="pictures", split="train",
+                                    preprocess="16x16 colour fields"))
+    res = evaluate("--samples", samples, "--ref", ref, "--isc-splits", "2",
+                   "--out", tmp_path / "r.json")
+    prov = res["provenance"]
+    assert prov["missing"] == [] and not any("provenance" in f for f in res["flags"])
+    assert prov["checkpoint_sha256"] == file_sha256(ckpt) and prov["train_step"] == 7
+    assert prov["fine_tuned"] is True and prov["ema"] is True  # passed through from the meta
+    assert prov["samples_sha256"] == file_sha256(samples) and prov["num_samples"] == 10
+    assert (prov["solver"], prov["steps"], prov["nfe"], prov["cfg_scale"], prov["seed"]) == (
+        "heun", 2, 4, 1.5, 3)
+    assert prov["guidance_interval"] == [0.1, 1.0] and prov["label_sampling"] == "balanced"
+    assert prov["reference_sha256"] == file_sha256(ref) and prov["reference_format"] == "unite"
+    assert prov["feature_weights_sha256"] == file_sha256(weights)
+    assert len(prov["config_hash"]) == 64 and len(prov["git_commit"]) >= 7
+
+
 # -- the matrix square root -----------------------------------------------------------------
 def known_case(d: int, rank: int, seed: int):
     """Covariances sharing eigenvectors Q: tr sqrt(S1 S2) = sum sqrt(a_i b_i) exactly."""
