@@ -562,8 +562,6 @@ def html_table(title: str, head: list[str], rows: list[list[str]], notes: list[s
 
 
 def _write_text(path: Path, text: str) -> None:
-    from unite.atomic import atomic_write
-
     with atomic_write(path, "w") as fh:
         fh.write(text)
 
