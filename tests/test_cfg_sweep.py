@@ -140,7 +140,7 @@ def test_cli_sweep_and_protocol(setup, tmp_path):
     assert [r["row"] for r in rows] == ["heun50_balanced", "dopri5_balanced", "dopri5_random"]
     assert rows[0]["nfe"] == 4 and rows[1]["nfe"] > 4
     assert all(r["num_samples"] == 10 and "fid_digits" in r for r in rows)
-    assert set(res) == {"experiment", "kind", "metrics", "scale", "flags"}
+    assert set(res) == {"experiment", "kind", "metrics", "scale", "flags", "provenance"}
 
 
 def test_protocol_assembled_from_sharded_results(tmp_path):

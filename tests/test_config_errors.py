@@ -51,6 +51,14 @@ CASES = {
         ["config key 'experiments.digits'",
          "config key 'train.stepz': unknown key (did you mean 'train.steps'?)"],
     ),
+    "ADM protocol on digits features": (
+        lambda c: c["evaluation"].update(fid_protocols=["unite", "adm"]),
+        ["config key 'evaluation.fid_protocols': adm compares Inception features"],
+    ),
+    "unknown validity protocol": (
+        lambda c: c["evaluation"].update(validity_protocol="removeHs"),
+        ["config key 'evaluation.validity_protocol': 'removeHs' is not one of"],
+    ),
     "missing library config": (
         lambda c: exp(c).update(config="config/experiments/nope.yaml"),
         ["config file not found: config/experiments/nope.yaml"],

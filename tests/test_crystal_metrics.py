@@ -127,7 +127,7 @@ def test_command_detects_file_kind_and_writes_contract_json(perov, tmp_path):
              **{f"recon_{f}": perov[f] if f != "lengths" else s[f] for f in C.FIELDS})
     run_cli("--samples", str(recon), "--out", str(tmp_path / "r.json"))
     r = json.loads((tmp_path / "r.json").read_text())
-    assert set(r) == {"experiment", "kind", "metrics", "scale", "flags"}
+    assert set(r) == {"experiment", "kind", "metrics", "scale", "flags", "provenance"}
     assert r["kind"] == "recon_crystals" and r["scale"]["num_samples"] == N
     assert r["metrics"]["match_rate"] < 0.5
 

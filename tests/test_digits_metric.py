@@ -70,7 +70,8 @@ def test_real_digits_close_noise_far_accuracy_matches(assets, tmp_path, capsys):
     assert m["class_accuracy_digits"] == pytest.approx(expected, abs=1e-6)
     assert m["class_accuracy_digits"] > 0.7
     # 300 samples > 64 feature dimensions and the whole configured count: no flags
-    assert real["flags"] == []
+    # the hand-made sample file names no checkpoint: only that provenance gap is flagged
+    assert [f for f in real["flags"] if not f.startswith("provenance incomplete")] == []
 
 
 def test_reference_and_classifier_are_cached(assets, capsys):

@@ -106,13 +106,15 @@ def test_fewer_samples_than_configured_are_flagged(ref, tmp_path):
     assert any("fewer than the 500 configured" in f for f in res["flags"])
     assert any("feature dimension 64" in f for f in res["flags"])  # 40 <= 64: singular covariance
     assert res["scale"]["num_samples"] == 40
-    assert set(res) == {"experiment", "kind", "metrics", "scale", "flags"}
+    assert set(res) == {"experiment", "kind", "metrics", "scale", "flags", "provenance"}
 
     out2 = tmp_path / "o2.json"
     s = samples(tmp_path, 80, 80)
     cli.main(["evaluate", "images", "--samples", str(s), "--ref", str(ref), "--out", str(out2),
               "--quiet", "--device", "cpu", "--expect-samples", "80"])
-    assert json.loads(out2.read_text())["flags"] == []
+    flags = json.loads(out2.read_text())["flags"]
+    # a hand-made sample file names no checkpoint: only the provenance gap is flagged
+    assert len(flags) == 1 and flags[0].startswith("provenance incomplete: checkpoint, ")
 
 
 def test_recon_without_vgg_weights_reports_null_lpips(ref, tmp_path, monkeypatch):

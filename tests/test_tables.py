@@ -54,8 +54,9 @@ def test_our_number_sits_beside_the_papers_with_its_scale(results):
     rows = by_row(tables.build_table("table1_generation", tables.read_results(results), roles,
                                      "heun-balanced"))
     b = rows["UNITE-B"]
-    assert b.paper == {"fid": 2.12, "is": 294.1, "best_fid": 2.12, "best_cfg": None}
-    assert b.ours == {"fid": 12.3456, "is": 7.5, "best_fid": None, "best_cfg": None}
+    adm_cols = {"fid_adm": None, "is_adm": None, "precision_adm": None, "recall_adm": None}
+    assert b.paper == {"fid": 2.12, "is": 294.1, "best_fid": 2.12, "best_cfg": None, **adm_cols}
+    assert b.ours == {"fid": 12.3456, "is": 7.5, "best_fid": None, "best_cfg": None, **adm_cols}
     assert b.experiment == "digits"
     for part in ("digits", "model tiny", "600 steps", "100 samples", "heun", "NFE 50",
                  "not fine-tuned"):
@@ -65,6 +66,50 @@ def test_our_number_sits_beside_the_papers_with_its_scale(results):
     assert any("fewer than the paper" in n for n in b.notes)
     assert set(rows["UNITE-L"].ours.values()) == {tables.NOT_RUN}
     assert rows["DiT-XL/2 (SD-VAE)"].scale.startswith("paper baseline")
+    # each paper number sits under the protocol it was measured with
+    assert rows["DiT-XL/2 (SD-VAE)"].paper["fid_adm"] == 2.27
+    assert rows["DiT-XL/2 (SD-VAE)"].paper["fid"] is None
+    assert "ADM" in rows["DiT-XL/2 (SD-VAE)"].protocol and "UNITE" in b.protocol
+
+
+def test_adm_protocol_numbers_fill_their_own_columns(results):
+    metric_file(results, "digits", "adm_heun-balanced", "gen_images",
+                {"fid_adm": 5.5, "is_adm": 3.0, "precision_adm": 0.5, "recall_adm": 0.25,
+                 "sfid_adm": None}, {**DIGITS_SCALE, "fid_protocol": "adm"})
+    found = tables.read_results(results)
+    b = by_row(tables.build_table("table1_generation", found, {"unite-b": "digits"},
+                                  "heun-balanced"))["UNITE-B"]
+    assert (b.ours["fid"], b.ours["fid_adm"], b.ours["is_adm"]) == (12.3456, 5.5, 3.0)
+    assert (b.ours["precision_adm"], b.ours["recall_adm"]) == (0.5, 0.25)
+    assert "ADM protocol:" in b.scale
+    t4 = by_row(tables.build_table("table4_protocol", found, {"unite-b": "digits"},
+                                   "heun-balanced"))
+    assert t4["Heun, 50 steps, balanced classes"].ours["fid_adm"] == 5.5
+
+
+def test_rows_carry_provenance_and_the_provenance_table_lists_every_field(results, tmp_path):
+    prov = {"checkpoint": "results/finetuned/digits/finetuned.pt", "checkpoint_sha256": "ab" * 32,
+            "train_step": 900, "config_hash": "cd" * 32, "git_commit": "ef" * 20,
+            "git_dirty": False, "reference_sha256": "12" * 32, "feature_weights_sha256": "34" * 32,
+            "toolchain": {"rdkit": "1"}, "missing": []}
+    path = results / "metrics/digits/gen_heun-balanced.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "provenance": prov}))
+    found = tables.read_results(results)
+    b = by_row(tables.build_table("table1_generation", found, {"unite-b": "digits"},
+                                  "heun-balanced"))["UNITE-B"]
+    assert b.provenance == ("gen_heun-balanced: ckpt ababababab@900, config cdcdcdcdcd, "
+                            "code efefefefef, ref 1212121212, features 3434343434")
+    out = tmp_path / "t"
+    tables.write_tables(results, out, {"unite-b": "digits"}, "heun-balanced")
+    with open(out / "provenance.csv") as fh:
+        rows = {(r["experiment"], r["source"]): r for r in csv.DictReader(fh)}
+    full = rows[("digits", "gen_heun-balanced")]
+    assert full["checkpoint_sha256"] == "ab" * 32 and full["train_step"] == "900"
+    assert json.loads(full["toolchain"]) == {"rdkit": "1"}
+    assert rows[("qm9", "gen_heun-balanced")]["checkpoint_sha256"] == "-"  # none recorded
+    html = (out / "table1_generation.html").read_text()
+    assert "Provenance of ours" in html and "ckpt ababababab@900" in html
 
 
 def test_a_role_run_with_several_seeds_shows_mean_and_spread(results):
@@ -117,7 +162,8 @@ def test_rates_are_printed_in_percent_like_the_paper(results):
     rows = by_row(tables.build_table("table3_qm9", tables.read_results(results),
                                      {"unite-s-qm9": "qm9"}, "heun-balanced"))
     s = rows["UNITE-S"]
-    assert s.ours == {"match_rate": 50.0, "rmsd": 0.21, "validity": 25.0, "uniqueness": 100.0}
+    assert s.ours == {"match_rate": 50.0, "rmsd": 0.21, "validity": 25.0, "uniqueness": 100.0,
+                      "validity_connected": None}
     assert s.paper["match_rate"] == 99.37
 
 
@@ -128,11 +174,12 @@ def test_every_table_is_written_in_three_formats(results, tmp_path):
         f"{stem}.{fmt}" for stem in tables.ALL_STEMS for fmt in tables.TABLE_FORMATS)
     assert len(tables.TABLE_STEMS) == 6
     md = (out / "table1_generation.md").read_text()
-    assert "| UNITE-B | digits | 2.12 | 12.35 |" in md
+    assert "| UNITE-B | digits | UNITE (torch-fidelity, ImageNet-train stats) | 2.12 | 12.35 |" in md
     with open(out / "table1_generation.csv") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0][:4] == ["Row", "Ours from", "gFID paper", "gFID ours"]
-    assert rows[1][:4] == ["UNITE-B", "digits", "2.12", "12.35"]
+    assert rows[0][:5] == ["Row", "Ours from", "Paper's protocol", "gFID (UNITE protocol) paper",
+                           "gFID (UNITE protocol) ours"]
+    assert rows[1][:2] + rows[1][3:5] == ["UNITE-B", "digits", "2.12", "12.35"]
     tex = (out / "table6_ablations.tex").read_text()
     assert r"\begin{tabular}" in tex and "not run" in tex
     # every paper row of Table 6 that nobody ran says so

@@ -56,6 +56,8 @@ def test_embedded_default_plans_the_whole_chain():
     jobs = dry_run()
     check_chain(jobs, cfg)
     assert jobs["prepare"] and jobs["loss_curves"] and jobs["sample_grid"]
+    assert {w["exp"] for w in jobs["structure_grid"]} == {"qm9", "perov5"}
+    assert not jobs["evaluate_samples_adm"]  # the embedded default has no Inception features
 
 
 @pytest.mark.timeout(600)
@@ -75,3 +77,10 @@ def test_paper_config_plans_every_experiment():
         "heun-balanced", "dopri5-balanced", "dopri5-random"}
     # weights are fetched on the login node with a checksum
     assert jobs["fetch_inception_weights"] and jobs["fetch_vgg16_weights"]
+    # FID under ADM's protocol too (its reference batch fetched the same way), images only
+    assert jobs["fetch_adm_reference"]
+    adm = {(w["exp"], w["protocol"]) for w in jobs["evaluate_samples_adm"]}
+    assert ("unite-b", "dopri5-random") in adm and ("unite-xl", "dopri5-balanced") in adm
+    assert not {e for e, _ in adm} & {"unite-s-qm9", "unite-s-mp20"}
+    # pictures of the generated molecules and crystals
+    assert {w["exp"] for w in jobs["structure_grid"]} == {"unite-s-qm9", "unite-s-mp20"}

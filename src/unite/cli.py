@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("unite.fetch", "download a weights/data file and verify its sha256"),
     "check-config": ("unite.checkconfig", "say where a workflow overlay or library config is broken"),
     "dvc-stages": ("unite.stages", "write dvc.yaml from the workflow's stages; plan each stage's jobs"),
+    "draw": ("unite.drawings", "pictures of generated molecules and crystals"),
 }
 
 

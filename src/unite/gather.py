@@ -17,7 +17,10 @@ from unite.errors import UserError
 from unite.sampling import per_sample, read_sample_file, write_sample_file
 
 # fields that legitimately differ between shards of one run
-PER_SHARD = ("shard", "shard_start", "shard_stop", "num_samples", "nfe", "network_passes")
+PER_SHARD = ("shard", "shard_start", "shard_stop", "num_samples", "nfe", "network_passes",
+             "git_commit", "git_dirty")
+# code versions may differ between shards (a shard re-run after a commit): kept, listed if mixed
+CODE_FIELDS = ("git_commit", "git_dirty")
 
 
 def gather(paths: list[str | Path]) -> tuple[dict[str, np.ndarray], dict]:
@@ -71,6 +74,9 @@ def gather(paths: list[str | Path]) -> tuple[dict[str, np.ndarray], dict]:
         values = [m.get(key) for _, _, m in ordered]
         if all(v is not None for v in values):
             meta[key] = per_sample(float(np.dot(counts, values)), int(counts.sum()))
+    for key in CODE_FIELDS:
+        values = list(dict.fromkeys(m.get(key) for _, _, m in ordered))
+        meta[key] = values[0] if len(values) == 1 else values
     meta.update(shard=None, shard_start=0, shard_stop=expected_start, num_samples=expected_start,
                 gathered_from=[str(p) for p, _, _ in ordered])
     return merged_arrays, meta

@@ -279,20 +279,25 @@ def read_sample_file(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def checkpoint_meta(cfg: Config, ckpt_meta: dict, ckpt_path, use_ema: bool) -> dict:
-    """What a reader of any output file needs to know about the model that made it."""
+    """What a reader of any output file needs to know about the model that made it, including
+    its provenance (checkpoint sha256, config hash, git commit: :mod:`unite.provenance`)."""
+    from unite import provenance
+    from unite.config import to_dict
+
     m = cfg.model
-    step = int(ckpt_meta.get("step", 0))
+    # the hash names the trained model: sampling settings are recorded field by field instead,
+    # and where the data lives (data.root) differs between machines without changing the model
+    model_cfg = {k: v for k, v in to_dict(cfg).items() if k != "sample"}
+    model_cfg["data"] = {k: v for k, v in model_cfg["data"].items() if k != "root"}
     return {
+        **provenance.model_provenance(model_cfg, ckpt_path, ckpt_meta, use_ema),
         "experiment": cfg.name,
         "dataset": cfg.data.kind,
         "model_size": m.size,
         "decoder_size": m.decoder_size,
         "weight_sharing": bool(m.weight_sharing),
         "stop_gradient": bool(cfg.train.stop_gradient),
-        "train_step": step,
-        "train_steps": step,
-        "fine_tuned": bool(ckpt_meta.get("fine_tuned", False)),
-        "use_ema": bool(use_ema),
+        "train_steps": int(ckpt_meta.get("step", 0)),
         "ckpt": str(ckpt_path),
     }
 

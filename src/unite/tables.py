@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import csv
 import fcntl
+import io
 import json
 import math
 import statistics
@@ -30,7 +31,7 @@ from unite.atomic import atomic_write
 from unite.errors import UserError
 from unite.metrics.inputs import INPUT_FLAG
 
-TABLE_FORMATS = ("md", "csv", "tex")
+TABLE_FORMATS = ("md", "csv", "tex", "html")  # html: shown inside the Snakemake report
 NOT_RUN = "not run"
 NOT_FINE_TUNED = "not fine-tuned"
 PRIMARY = "primary"  # a row's source "gen_primary" means the --primary sampling protocol
@@ -43,25 +44,37 @@ INPUT_MARK = " (!)"  # after our number when such a flag exists
 PAPER: dict = {
     "table1_generation": {
         "title": "Table 1: ImageNet 256x256 class-conditional generation (gFID lower is better)",
-        "columns": {"fid": "gFID", "is": "IS", "best_fid": "gFID at best CFG",
-                    "best_cfg": "best CFG w"},
-        "source": ["gen_primary", "cfg_sweep"],
+        "columns": {"fid": "gFID (UNITE protocol)", "is": "IS (UNITE protocol)",
+                    "best_fid": "gFID at best CFG", "best_cfg": "best CFG w",
+                    "fid_adm": "gFID (ADM protocol)", "is_adm": "IS (ADM protocol)",
+                    "precision_adm": "Precision (ADM)", "recall_adm": "Recall (ADM)"},
+        "source": ["gen_primary", "cfg_sweep", "adm_primary"],
         "rows": [
-            {"row": "UNITE-B", "role": "unite-b",
+            {"row": "UNITE-B", "role": "unite-b", "protocol": "unite",
              "paper": {"fid": 2.12, "is": 294.1, "best_fid": 2.12}},
-            {"row": "UNITE-L", "role": "unite-l",
+            {"row": "UNITE-L", "role": "unite-l", "protocol": "unite",
              "paper": {"fid": 1.73, "is": 296.0, "best_fid": 1.73}},
-            {"row": "UNITE-XL", "role": "unite-xl",
+            {"row": "UNITE-XL", "role": "unite-xl", "protocol": "unite",
              "paper": {"fid": 1.75, "is": 309.9, "best_fid": 1.75}},
-            {"row": "JiT-B/16 (single-stage baseline)", "paper": {"fid": 3.66, "is": 275.1}},
-            {"row": "DiT-XL/2 (SD-VAE)", "paper": {"fid": 2.27, "is": 278.2}},
-            {"row": "SiT-XL/2 (SD-VAE)", "paper": {"fid": 2.06, "is": 277.5}},
-            {"row": "REPA-B (SD-VAE, DINOv2)", "paper": {"fid": 2.15, "is": 268.3}},
+            {"row": "JiT-B/16 (single-stage baseline)", "protocol": "jit",
+             "paper": {"fid": 3.66, "is": 275.1}},
+            {"row": "DiT-XL/2 (SD-VAE)", "protocol": "adm",
+             "paper": {"fid_adm": 2.27, "is_adm": 278.2}},
+            {"row": "SiT-XL/2 (SD-VAE)", "protocol": "adm",
+             "paper": {"fid_adm": 2.06, "is_adm": 277.5}},
+            {"row": "REPA-B (SD-VAE, DINOv2)", "protocol": "adm",
+             "paper": {"fid_adm": 2.15, "is_adm": 268.3}},
         ],
-        "note": "Paper: dopri5, best CFG scale of a 1.0-4.0 sweep (its gFID is that best "
-        "value), 50K class-balanced samples, Inception features against the ImageNet train "
-        "set. Ours: gFID/IS with the primary sampling protocol at its CFG scale; the best-CFG "
-        "columns come from the guidance sweep where one was run.",
+        "note": "Each paper number sits under the protocol it was measured with. UNITE "
+        "protocol: torch-fidelity InceptionV3 (inception-v3-compat) against reference "
+        "statistics of the ImageNet train set, 50K class-balanced dopri5 samples, best CFG of a "
+        "1.0-4.0 sweep (the paper's gFID is that best value). ADM protocol (DiT, SiT, REPA): "
+        "ADM's evaluator against VIRTUAL_imagenet256_labeled.npz; ours reads that file's "
+        "mu/sigma directly and extracts our samples' features with torch-fidelity's port of the "
+        "same Inception graph (sFID not computed). JiT's number is from its own evaluation "
+        "(torch-fidelity against JiT's ImageNet statistics, which the UNITE authors' code "
+        "reuses). Ours: the primary sampling protocol at its CFG scale; the best-CFG columns "
+        "come from the guidance sweep where one was run.",
     },
     "table2_reconstruction": {
         "title": "Table 2: ImageNet 256x256 reconstruction (rFID lower is better; UNITE rows "
@@ -84,7 +97,7 @@ PAPER: dict = {
         "title": "Table 3: QM9 molecules: reconstruction (match, RMSD) and generation (valid, "
         "unique)",
         "columns": {"match_rate": "Match %", "rmsd": "RMSD (A)", "validity": "Valid %",
-                    "uniqueness": "Unique %"},
+                    "uniqueness": "Unique %", "validity_connected": "Valid & connected %"},
         "rows": [
             {"row": "UNITE-S", "role": "unite-s-qm9", "source": ["recon_trained", "gen_primary"],
              "paper": {"match_rate": 99.37, "rmsd": 0.039, "validity": 94.90,
@@ -94,19 +107,27 @@ PAPER: dict = {
             {"row": "GeoLDM", "paper": {"validity": 93.8, "uniqueness": 92.9}},
             {"row": "EDM", "paper": {"validity": 91.9, "uniqueness": 90.7}},
         ],
-        "note": "Paper: 10,000 generated molecules; validity = RDKit sanitises the OpenBabel "
-        "bond perception; uniqueness over valid canonical SMILES.",
+        "note": "Paper (ADiT's protocol): 10,000 generated molecules; validity = pymatgen "
+        "writes PDB with OpenBabel's bonds, RDKit parses it with removeHs=False and sanitises, "
+        "and the SMILES of the molecule and of its largest fragment can be written; uniqueness "
+        "over valid largest-fragment SMILES. Ours use the same recipe unless the scale column "
+        "names another validity protocol. 'Valid & connected' (ours only) also asks for a "
+        "single fragment.",
     },
     "table4_protocol": {
         "title": "Table 4: evaluation protocol, same UNITE-B checkpoint (240 epochs)",
-        "columns": {"fid": "gFID", "is": "IS", "nfe": "NFE"},
+        "columns": {"fid": "gFID (UNITE protocol)", "is": "IS", "nfe": "NFE",
+                    "fid_adm": "gFID (ADM protocol)"},
         "rows": [
-            {"row": "Heun, 50 steps, balanced classes", "role": "unite-b",
-             "source": "gen_heun-balanced", "paper": {"fid": 2.789, "is": 287.6, "nfe": 100}},
-            {"row": "dopri5 (adaptive), balanced classes", "role": "unite-b",
-             "source": "gen_dopri5-balanced", "paper": {"fid": 2.735, "is": 268.1, "nfe": 108}},
-            {"row": "dopri5 (adaptive), random classes", "role": "unite-b",
-             "source": "gen_dopri5-random", "paper": {"fid": 2.885, "is": 274.7, "nfe": 108}},
+            {"row": "Heun, 50 steps, balanced classes", "role": "unite-b", "protocol": "unite",
+             "source": ["gen_heun-balanced", "adm_heun-balanced"],
+             "paper": {"fid": 2.789, "is": 287.6, "nfe": 100}},
+            {"row": "dopri5 (adaptive), balanced classes", "role": "unite-b", "protocol": "unite",
+             "source": ["gen_dopri5-balanced", "adm_dopri5-balanced"],
+             "paper": {"fid": 2.735, "is": 268.1, "nfe": 108}},
+            {"row": "dopri5 (adaptive), random classes", "role": "unite-b", "protocol": "unite",
+             "source": ["gen_dopri5-random", "adm_dopri5-random"],
+             "paper": {"fid": 2.885, "is": 274.7, "nfe": 108}},
         ],
         "note": "Paper: dopri5 needs about 108 NFE per sample (estimated from wall-clock).",
     },
@@ -170,14 +191,23 @@ PAPER: dict = {
 
 TABLE_STEMS = tuple(PAPER)
 SWEEP_STEM = "cfg_sweep"  # FID per guidance scale, one block per experiment (no paper column)
-ALL_STEMS = (*TABLE_STEMS, SWEEP_STEM)
+PROVENANCE_STEM = "provenance"  # every metric file's provenance block, one row each
+ALL_STEMS = (*TABLE_STEMS, SWEEP_STEM, PROVENANCE_STEM)
+
+# How the paper's number of a row was measured (the "Paper's protocol" column).
+PAPER_PROTOCOLS = {
+    "unite": "UNITE (torch-fidelity, ImageNet-train stats)",
+    "adm": "ADM evaluator (VIRTUAL_imagenet256_labeled)",
+    "jit": "JiT (torch-fidelity, JiT's ImageNet stats)",
+}
 
 # Metric keys as the evaluators write them: image metrics measured with the digits
 # classifier carry a suffix, so they are never mistaken for Inception numbers.
 FEATURE_SUFFIXES = {"": None, "_digits": "digits-classifier features, not Inception"}
 
 # Rates the evaluators write as fractions and the paper prints in percent.
-PERCENT = {"match_rate", "validity", "uniqueness", "struct_validity", "comp_validity"}
+PERCENT = {"match_rate", "validity", "uniqueness", "struct_validity", "comp_validity",
+           "validity_connected"}
 
 SCALE_KEYS = (
     ("dataset", "{}"),
@@ -190,6 +220,7 @@ SCALE_KEYS = (
     ("steps", "{} solver steps"),
     ("nfe", "NFE {}"),
     ("cfg", "cfg {}"),
+    ("validity_protocol", "validity {}"),
 )
 
 
@@ -205,6 +236,7 @@ class Result:
     scale: dict
     flags: list = field(default_factory=list)
     path: str = ""
+    provenance: dict = field(default_factory=dict)
 
 
 def source_of(path: Path) -> str:
@@ -239,6 +271,7 @@ def read_results(results_dir: str | Path) -> dict[tuple[str, str], Result]:
             scale=record.get("scale") or {},
             flags=list(record.get("flags") or []),
             path=str(path),
+            provenance=record.get("provenance") or {},
         )
         found[(res.experiment, res.source)] = res
     return found
@@ -292,6 +325,8 @@ def describe_scale(results: list[Result]) -> str:
     for res in results:
         label = "generation" if res.kind.startswith("gen") else (
             "reconstruction" if res.kind.startswith("recon") else res.source)
+        if res.scale.get("fid_protocol") == "adm":
+            label = "ADM protocol"
         pieces.append(f"{label}: " + ", ".join(scale_parts(res, skip=tuple(same))))
     return "; ".join(pieces)
 
@@ -321,6 +356,27 @@ class Line:
     scale: str
     notes: list
     flagged: bool = False  # an evaluator flagged its inputs: our cells carry INPUT_MARK
+    protocol: str = ""  # how the paper's number was measured (PAPER_PROTOCOLS)
+    provenance: str = ""  # short form of our metric files' provenance blocks
+
+
+def short_provenance(res: Result) -> str:
+    """Checkpoint digest and step, config hash, code commit, reference and feature-weights
+    digests of one metric file, 10 hex digits each (the full values: tables/provenance.*)."""
+    p = res.provenance
+    if not p:
+        return f"{res.source}: no provenance recorded"
+    short = (lambda v: str(v)[:10] if v else "?")  # noqa: E731
+    parts = [f"ckpt {short(p.get('checkpoint_sha256'))}@{p.get('train_step', '?')}",
+             f"config {short(p.get('config_hash'))}",
+             f"code {short(p.get('git_commit'))}" + ("+dirty" if p.get("git_dirty") else "")]
+    if p.get("reference_sha256"):
+        parts.append(f"ref {short(p['reference_sha256'])}")
+    if p.get("feature_weights_sha256"):
+        parts.append(f"features {short(p['feature_weights_sha256'])}")
+    if p.get("missing"):
+        parts.append(f"missing {', '.join(p['missing'])}")
+    return f"{res.source}: " + ", ".join(parts)
 
 
 def sources_for(row: dict, table: dict, primary: str) -> list[str]:
@@ -376,8 +432,10 @@ def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Lin
     for row in table["rows"]:
         role = row.get("role")
         paper = {k: row["paper"].get(k) for k in table["columns"]}
+        protocol = PAPER_PROTOCOLS.get(row.get("protocol", ""), "")
         if role is None:
-            lines.append(Line(row["row"], "", "", paper, {}, "paper baseline (not run here)", []))
+            lines.append(Line(row["row"], "", "", paper, {}, "paper baseline (not run here)", [],
+                              protocol=protocol))
             continue
         experiments = role_experiments(roles, role)
         runs = [(exp, [results[(exp, s)] for s in sources_for(row, table, primary)
@@ -385,7 +443,8 @@ def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Lin
         runs = [(exp, found) for exp, found in runs if found]
         if not runs:
             lines.append(Line(row["row"], role, "", paper,
-                              dict.fromkeys(table["columns"], NOT_RUN), "", []))
+                              dict.fromkeys(table["columns"], NOT_RUN), "", [],
+                              protocol=protocol))
             continue
         values = [row_values(row, table, found) for _, found in runs]
         notes = list(dict.fromkeys(n for _, ns in values for n in ns))
@@ -395,31 +454,43 @@ def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Lin
             ours = {k: aggregate([v[k] for v, _ in values]) for k in table["columns"]}
             label = f"{len(runs)} runs: " + ", ".join(exp for exp, _ in runs)
             scale = describe_scale(runs[0][1]) + f"; mean ± sd over {len(runs)} runs (seeds)"
-        flagged = any(f.startswith(INPUT_FLAG) for _, found in runs for res in found
-                      for f in res.flags)
-        lines.append(Line(row["row"], role, label, paper, ours, scale, notes, flagged))
+        found_all = [res for _, found in runs for res in found]
+        flagged = any(f.startswith(INPUT_FLAG) for res in found_all for f in res.flags)
+        lines.append(Line(row["row"], role, label, paper, ours, scale, notes, flagged,
+                          protocol=protocol,
+                          provenance="; ".join(short_provenance(r) for r in found_all)))
     return lines
+
+
+def has_protocols(stem: str) -> bool:
+    return any("protocol" in row for row in PAPER[stem]["rows"])
 
 
 def cell(value) -> str:
     return value if isinstance(value, str) else fmt_number(value)
 
 
+TEXT_COLUMNS = ("Scale of ours", "Provenance of ours", "Notes")  # left out of the LaTeX version
+
+
 def header(stem: str) -> list[str]:
     cols = PAPER[stem]["columns"]
-    return ["Row", "Ours from"] + [f"{h} {who}" for h in cols.values() for who in ("paper", "ours")] + [
-        "Scale of ours", "Notes"]
+    protocol = ["Paper's protocol"] if has_protocols(stem) else []
+    return (["Row", "Ours from"] + protocol
+            + [f"{h} {who}" for h in cols.values() for who in ("paper", "ours")] + list(TEXT_COLUMNS))
 
 
 def row_cells(stem: str, line: Line) -> list[str]:
     cells = [line.row, line.experiment or "-"]
+    if has_protocols(stem):
+        cells.append(line.protocol or "-")
     for key in PAPER[stem]["columns"]:
         paper = line.paper.get(key)
         ours = cell(line.ours.get(key)) if line.role else "-"
         if line.flagged and isinstance(line.ours.get(key), (int, float)):
             ours += INPUT_MARK
         cells += [f"{paper:g}" if isinstance(paper, (int, float)) else "-", ours]
-    return cells + [line.scale or "-", "; ".join(line.notes)]
+    return cells + [line.scale or "-", line.provenance or "-", "; ".join(line.notes)]
 
 
 def to_markdown(stem: str, lines: list[Line]) -> str:
@@ -457,11 +528,12 @@ def latex_escape(text: str) -> str:
 
 
 def to_latex(stem: str, lines: list[Line]) -> str:
-    head = header(stem)[:-1]  # notes stay in the Markdown/CSV versions
+    keep = len(header(stem)) - 2  # provenance and notes stay in the Markdown/CSV/HTML versions
+    head = header(stem)[:keep]
     out = [f"% {PAPER[stem]['title']}", r"\begin{tabular}{l" + "l" * (len(head) - 1) + "}",
            r"\toprule", " & ".join(latex_escape(h) for h in head) + r" \\", r"\midrule"]
     for ln in lines:
-        out.append(" & ".join(latex_escape(c) for c in row_cells(stem, ln)[:-1]) + r" \\")
+        out.append(" & ".join(latex_escape(c) for c in row_cells(stem, ln)[:keep]) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(out)
 
@@ -516,7 +588,85 @@ def write_sweep_table(results: dict, out: Path) -> list[Path]:
     tex += [" & ".join(latex_escape(fmt_number(r[c])) for c in columns) + " \\\\" for r in rows]
     tex.append("\\end{tabular}")
     write_text(out / f"{SWEEP_STEM}.tex", "\n".join(tex) + "\n")
+    cells = [[("best" if r[c] else "") if c == "best" else fmt_number(r[c]) for c in columns]
+             for r in rows]
+    write_text(out / f"{SWEEP_STEM}.html", html_table(title, columns, cells, md[-len(notes) - 1:]))
     return [out / f"{SWEEP_STEM}.{fmt}" for fmt in TABLE_FORMATS]
+
+
+def html_table(title: str, head: list[str], rows: list[list[str]], notes: list[str]) -> str:
+    """A self-contained HTML page with one table (the Snakemake report shows HTML inline)."""
+    from html import escape
+
+    style = ("body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
+             "td,th{border:1px solid #bbb;padding:3px 6px;vertical-align:top}"
+             "th{background:#eee}td{max-width:40em;overflow-wrap:anywhere}")
+    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+           f"<style>{style}</style></head><body><h3>{escape(title)}</h3><table><tr>"]
+    out += [f"<th>{escape(h)}</th>" for h in head] + ["</tr>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>")
+    out.append("</table>")
+    out += [f"<p>{escape(n)}</p>" for n in notes if n]
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+# The provenance table: one row per metric file, every field of its provenance block.
+PROVENANCE_COLUMNS = (
+    "checkpoint", "checkpoint_sha256", "train_step", "ema", "fine_tuned", "config_hash",
+    "git_commit", "git_dirty", "sample_git_commit", "samples", "samples_sha256", "num_samples",
+    "seed", "solver", "steps", "nfe", "cfg_scale", "cfg_scales", "guidance_interval",
+    "label_sampling", "split", "protocol", "feature_network", "feature_layer", "feature_weights",
+    "feature_weights_sha256", "reference", "reference_sha256", "reference_format",
+    "reference_dataset", "reference_split", "reference_count", "reference_preprocess",
+    "reference_features", "validity_protocol", "novelty_reference_sha256", "toolchain", "missing",
+)
+
+
+def provenance_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    """One row per metric file (analysis and loss-curve JSON are not metrics)."""
+    from unite.metrics import RESULT_KINDS
+
+    head = ["experiment", "source", "kind", "file", *PROVENANCE_COLUMNS]
+    rows = []
+    for (exp, source), res in sorted(results.items()):
+        if res.kind not in RESULT_KINDS:
+            continue
+        p = res.provenance
+        values = [p.get(k) for k in PROVENANCE_COLUMNS]
+        cells = [json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else
+                 ("-" if v is None else str(v)) for v in values]
+        rows.append([exp, source, res.kind, res.path, *cells])
+    return head, rows
+
+
+def write_provenance_table(results: dict, out: Path) -> list[Path]:
+    """``provenance.{md,csv,tex,html}``: what every number in the tables was computed from."""
+    head, rows = provenance_rows(results)
+    title = "Provenance of every metric file (the tables' 'Provenance of ours' column in full)"
+    note = ("Fields a kind of metric needs but its file lacks are listed under 'missing'; "
+            "git_commit is the code that computed the metric, sample_git_commit the code that "
+            "wrote the samples; config_hash = sha256 of the checkpoint's resolved config "
+            "without its sampling section and data location.")
+    if not rows:
+        rows = [[NOT_RUN] + [""] * (len(head) - 1)]
+    md = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    write_text(out / f"{PROVENANCE_STEM}.md", "\n".join(md + ["", note, ""]))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(head)
+    writer.writerows(rows)
+    write_text(out / f"{PROVENANCE_STEM}.csv", buf.getvalue())
+    tex_cols = (0, 1, 4, 5, 9, 10)  # experiment, source, checkpoint (+sha), config hash, commit
+    tex = ["% " + title, "\\begin{tabular}{" + "l" * len(tex_cols) + "}",
+           " & ".join(latex_escape(head[i]) for i in tex_cols) + " \\\\ \\hline"]
+    tex += [" & ".join(latex_escape(r[i]) for i in tex_cols) + " \\\\" for r in rows]
+    tex.append("\\end{tabular}")
+    write_text(out / f"{PROVENANCE_STEM}.tex", "\n".join(tex) + "\n")
+    write_text(out / f"{PROVENANCE_STEM}.html", html_table(title, head, rows, [note]))
+    return [out / f"{PROVENANCE_STEM}.{fmt}" for fmt in TABLE_FORMATS]
 
 
 def write_tables(results_dir, out_dir, roles: dict, primary: str) -> list[Path]:
@@ -529,8 +679,11 @@ def write_tables(results_dir, out_dir, roles: dict, primary: str) -> list[Path]:
         write_text(out / f"{stem}.md", to_markdown(stem, lines))
         to_csv(stem, lines, out / f"{stem}.csv")
         write_text(out / f"{stem}.tex", to_latex(stem, lines))
+        write_text(out / f"{stem}.html",
+                   html_table(PAPER[stem]["title"], header(stem),
+                              [row_cells(stem, ln) for ln in lines], [PAPER[stem]["note"]]))
         written += [out / f"{stem}.{fmt}" for fmt in TABLE_FORMATS]
-    return written + write_sweep_table(results, out)
+    return written + write_sweep_table(results, out) + write_provenance_table(results, out)
 
 
 # -- one experiment ---------------------------------------------------------------------------

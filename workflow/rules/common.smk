@@ -162,6 +162,18 @@ for _name, _d in DATASETS.items():
             raise WorkflowError(
                 f"config key 'datasets.{_name}.assets': {_asset!r} is not one of the assets"
             )
+FID_PROTOCOLS = config["evaluation"]["fid_protocols"]
+if "adm" in FID_PROTOCOLS:
+    if config["evaluation"]["image_features"] != "inception":
+        raise WorkflowError(
+            "config key 'evaluation.fid_protocols': adm compares Inception features with ADM's "
+            "reference batch; it needs evaluation.image_features: inception"
+        )
+    if "adm_reference" not in config["assets"]:
+        raise WorkflowError(
+            "config key 'evaluation.fid_protocols': adm needs assets.adm_reference (ADM's "
+            "reference batch, e.g. VIRTUAL_imagenet256_labeled.npz: a local path or url + sha256)"
+        )
 
 
 def modality(exp: str) -> str:
@@ -433,6 +445,8 @@ def table_files() -> list:
 def experiment_metrics(exp: str) -> list:
     """Every metric file of one experiment (the tables read them all)."""
     files = [metric(exp, f"gen_{p}") for p in EXPERIMENTS[exp]["protocols"]]
+    if "adm" in FID_PROTOCOLS and modality(exp) == "images":
+        files += [metric(exp, f"adm_{p}") for p in EXPERIMENTS[exp]["protocols"]]
     files += [metric(exp, f"recon_{s}") for s in recon_stages(exp)]
     if EXPERIMENTS[exp]["cfg_sweep"] and modality(exp) == "images":
         files.append(metric(exp, "cfg_sweep"))
@@ -453,6 +467,8 @@ def experiment_figures(exp: str) -> list:
             f"{RESULTS}/figures/{exp}/samples.png",
             f"{RESULTS}/figures/{exp}/reconstructions.png",
         ]
+    else:  # generated molecules / crystal unit cells, marked by validity
+        files.append(f"{RESULTS}/figures/{exp}/structures.png")
     return files
 
 
@@ -545,6 +561,22 @@ def evaluate_samples_command(wildcards, input) -> str:
         return f"images --samples {input.samples} --ref {input.ref} {feature_args(dataset)}"
     reference = f" --reference {input.reference}" if "reference" in input.keys() else ""
     return f"{kind} --samples {input.samples}{reference}"
+
+
+def validity_args(wildcards) -> str:
+    """Molecules: the validity protocol. A params entry of its own (not derived from the
+    input), so that Snakemake sees a change and reruns the evaluation and the tables."""
+    if modality(wildcards.exp) != "molecules":
+        return ""
+    return f"--validity-protocol {config['evaluation']['validity_protocol']}"
+
+
+def adm_reference(wildcards):
+    """ADM's reference batch and the Inception weights, for the ADM-protocol evaluation."""
+    return {
+        "ref": asset_path("adm_reference"),
+        "weights": asset_path("inception_weights"),
+    }
 
 
 def evaluate_recon_command(wildcards, input) -> str:

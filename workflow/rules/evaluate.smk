@@ -1,4 +1,5 @@
-# Metrics: generation (per sampling protocol), reconstruction (trained and fine-tuned
+# Metrics: generation (per sampling protocol; images also against ADM's reference batch
+# when evaluation.fid_protocols has adm), reconstruction (trained and fine-tuned
 # checkpoints), and the guidance-scale sweep. Every metric file is JSON with experiment,
 # kind, metrics, scale and flags; the tables read nothing else.
 
@@ -22,8 +23,33 @@ rule evaluate_samples:
     params:
         py=PYTHON,
         command=evaluate_samples_command,
+        validity=validity_args,
     shell:
-        "{params.py:q} -m unite evaluate {params.command} --out {output:q} > {log} 2>&1"
+        "{params.py:q} -m unite evaluate {params.command} {params.validity} --out {output:q} "
+        "> {log} 2>&1"
+
+
+rule evaluate_samples_adm:
+    input:
+        unpack(adm_reference),
+        samples=samples("{exp}", "{protocol}"),
+    output:
+        metric("{exp}", "adm_{protocol}"),
+    log:
+        log("evaluate_samples_adm", "exp", "protocol"),
+    benchmark:
+        bench("evaluate_samples_adm", "exp", "protocol")
+    conda:
+        "../envs/unite.yaml"
+    threads: threads_for("evaluate")
+    resources:
+        **res("evaluate"),
+    params:
+        py=PYTHON,
+    shell:
+        "{params.py:q} -m unite evaluate images --samples {input.samples:q} --ref {input.ref:q} "
+        "--features inception --weights {input.weights:q} --precision-recall --out {output:q} "
+        "> {log} 2>&1"
 
 
 rule reconstruct:

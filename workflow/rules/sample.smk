@@ -71,3 +71,31 @@ rule sample_grid:
     shell:
         "{params.py:q} -m unite sample --ckpt {input:q} --out {output.npz:q} "
         "--per-class {params.per_class} {params.protocol} --grid {output.png:q} > {log} 2>&1"
+
+
+rule structure_grid:
+    input:
+        samples("{exp}", PRIMARY),
+    output:
+        report(
+            f"{RESULTS}/figures/{{exp}}/structures.png",
+            caption="../report/structures.rst",
+            category="Figures",
+            subcategory="{exp}",
+            labels={"experiment": "{exp}", "figure": "generated structures"},
+        ),
+    log:
+        log("structure_grid", "exp"),
+    conda:
+        "../envs/unite.yaml"
+    threads: threads_for("figures")
+    resources:
+        **res("figures"),
+    params:
+        py=PYTHON,
+        what=lambda wc: modality(wc.exp),
+        drawn=config["evaluation"]["structures"],
+        validity=validity_args,
+    shell:
+        "{params.py:q} -m unite draw {params.what} --samples {input:q} --out {output:q} "
+        "--count {params.drawn} {params.validity} > {log} 2>&1"

@@ -41,20 +41,23 @@ def _jsonable(value: Any) -> Any:
 
 
 def result(
-    *, experiment: str, kind: str, metrics: dict, scale: dict, flags: list[str]
+    *, experiment: str, kind: str, metrics: dict, scale: dict, flags: list[str],
+    provenance: dict | None = None,
 ) -> dict:
-    """The team's metric-file object: experiment, kind, metrics, scale, flags."""
+    """The team's metric-file object: experiment, kind, metrics, scale, flags, and the
+    ``provenance`` block of :mod:`unite.provenance` (what the numbers were computed from)."""
     if kind not in RESULT_KINDS:
         raise ValueError(f"unknown result kind {kind!r}")
-    return _jsonable(
-        {
-            "experiment": experiment,
-            "kind": kind,
-            "metrics": metrics,
-            "scale": scale,
-            "flags": list(flags),
-        }
-    )
+    obj = {
+        "experiment": experiment,
+        "kind": kind,
+        "metrics": metrics,
+        "scale": scale,
+        "flags": list(flags),
+    }
+    if provenance is not None:
+        obj["provenance"] = provenance
+    return _jsonable(obj)
 
 
 def write_result(path: str | Path, obj: dict) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from unite.errors import UserError
 from unite.metrics import result, write_result
+from unite.provenance import missing_flag
 
 DELEGATED = {
     "molecules": ("unite.metrics.molecules", "QM9 metrics: reconstruction match/RMSD or validity/uniqueness"),
@@ -67,7 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("images", help="gFID / IS of a sample file")
     p.add_argument("--samples", required=True, help="sample .npz (images, labels, meta)")
-    p.add_argument("--ref", required=True, help="reference statistics (.npz from ref-stats)")
+    p.add_argument("--ref", required=True,
+                   help="reference statistics: an .npz from ref-stats (UNITE protocol) or ADM's "
+                        "reference batch, e.g. VIRTUAL_imagenet256_labeled.npz (ADM protocol: "
+                        "metrics named fid_adm, is_adm, ...)")
+    p.add_argument("--precision-recall", action="store_true",
+                   help="ADM protocol: also precision/recall (k=3) against the batch's images")
     p.add_argument("--out", required=True, help="output JSON")
     _features(p, "default: the one recorded in --ref")
     p.add_argument("--expect-samples", type=int, default=None,
@@ -211,11 +217,20 @@ def run_images(args) -> None:
     _positive(args, "batch_size", "isc_splits", "expect_samples")
     stats, ref_meta, spec = _ref(args)
     arrays, meta = _read_images(args.samples, ("images",), ref_meta, args.ref)
+    ref_images = None
+    if args.precision_recall:
+        from unite.metrics import adm_reference
+
+        if im.reference_protocol(ref_meta) != adm_reference.FORMAT:
+            raise UserError("--precision-recall needs an ADM reference batch (its arr_0 images) "
+                            f"as --ref; {args.ref} holds statistics only")
+        ref_images = adm_reference.read_images(args.ref)
     obj = im.samples_result(
         arrays["images"], arrays.get("labels"), meta, stats, ref_meta, spec,
         expect_samples=args.expect_samples, isc_splits=args.isc_splits,
         batch_size=args.batch_size, device=args.device, verbose=not args.quiet,
-        source=str(args.samples),
+        source=str(args.samples), ref_path=args.ref, samples_path=args.samples,
+        ref_images=ref_images,
     )
     obj["scale"]["samples_file"] = str(args.samples)
     _report(args.out, obj)
@@ -259,8 +274,10 @@ def run_recon_images(args) -> None:
     flags += im.ref_flags(ref_meta)
     meta = {k: v for k, v in meta.items() if k != "psnr"}  # the metrics hold PSNR
     scale = {**meta, **im.ref_scale(ref_meta, spec), "num_images": n, "recon_file": str(args.recon)}
+    prov = im.image_provenance("recon_images", spec, args.ref, ref_meta, meta=meta,
+                               samples_path=args.recon)
     obj = result(experiment=meta.get("experiment", "unknown"), kind="recon_images",
-                 metrics=metrics, scale=scale, flags=flags)
+                 metrics=metrics, scale=scale, flags=flags + missing_flag(prov), provenance=prov)
     _report(args.out, obj)
 
 
@@ -333,7 +350,10 @@ def run_cfg_sweep(args) -> None:
     flags += im.ref_flags(ref_meta)
     scale |= {"solver": solver, "steps": None if solver == "dopri5" else steps, "interval": interval,
               "seed": args.seed, "label_mode": mode, "num_samples": n}
-    obj = result(experiment=cfg.name, kind="cfg_sweep", metrics=metrics, scale=scale, flags=flags)
+    prov = im.image_provenance("cfg_sweep", spec, args.ref, ref_meta, meta=scale,
+                               cfg_scales=scales)
+    obj = result(experiment=cfg.name, kind="cfg_sweep", metrics=metrics, scale=scale,
+                 flags=flags + missing_flag(prov), provenance=prov)
     _report(args.out, obj)
 
 
@@ -379,7 +399,9 @@ def run_protocol(args) -> None:
                "cfg_source": args.cfg_from or ("--cfg" if args.cfg is not None else "sample.cfg")}
     scale |= {"interval": interval, "seed": args.seed, "num_samples": n, "heun_steps": args.heun_steps,
               "atol": s.atol, "rtol": s.rtol}
-    _report(args.out, result(experiment=cfg.name, kind="protocol", metrics=metrics, scale=scale, flags=flags))
+    prov = im.image_provenance("protocol", spec, args.ref, ref_meta, meta=scale, cfg_scale=w)
+    _report(args.out, result(experiment=cfg.name, kind="protocol", metrics=metrics, scale=scale,
+                             flags=flags + missing_flag(prov), provenance=prov))
 
 
 def _assemble_protocol(args) -> None:
@@ -409,8 +431,12 @@ def _assemble_protocol(args) -> None:
     fid_key = "fid_digits" if "fid_digits" in first else "fid"
     metrics = {"rows": rows, "fid_key": fid_key, "is_key": fid_key.replace("fid", "is"),
                "cfg": rows[0].get("cfg"), "cfg_source": "gen_images results"}
+    # each row keeps its own provenance; the block names the files the rows came from
+    prov = {**(next(iter(named.values())).get("provenance") or {}),
+            "rows": {key: res.get("provenance") for key, res in named.items()},
+            "assembled_from": {item.split("=", 1)[0]: item.split("=", 1)[1] for item in args.rows}}
     _report(args.out, result(experiment=experiment or "unknown", kind="protocol",
-                             metrics=metrics, scale=scale, flags=flags))
+                             metrics=metrics, scale=scale, flags=flags, provenance=prov))
 
 
 def run_random_inception(args) -> None:

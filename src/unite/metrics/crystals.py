@@ -265,6 +265,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluate_file(samples: str | Path, reference: str | Path | None = None, limit: int = 0) -> dict:
+    from unite import provenance as pv
+
     arrays, meta = load_npz(samples)
     recon = all(f"orig_{f}" in arrays for f in FIELDS)
     sl = slice(None) if limit <= 0 else slice(0, limit)
@@ -292,10 +294,27 @@ def evaluate_file(samples: str | Path, reference: str | Path | None = None, limi
     scale["matcher"] = dict(MATCHER_TOLERANCES)
     scale["num_samples"] = n
     scale["protocol"] = "ADiT/CDVAE crystals"
+    kind = "recon_crystals" if recon else "gen_crystals"
+    prov = provenance_of(kind, samples, meta, None if recon else reference, limit)
     return result(
-        experiment=str(meta.get("experiment", Path(samples).stem)),
-        kind="recon_crystals" if recon else "gen_crystals",
-        metrics=metrics, scale=scale, flags=flags,
+        experiment=str(meta.get("experiment", Path(samples).stem)), kind=kind,
+        metrics=metrics, scale=scale, flags=flags + pv.missing_flag(prov), provenance=prov,
+    )
+
+
+def provenance_of(kind: str, samples, meta: dict, reference, limit: int) -> dict:
+    from unite import provenance as pv
+
+    extra = {"limit": limit} if limit > 0 else {}
+    if kind == "gen_crystals":
+        extra |= {"novelty_reference": str(reference) if reference else None,
+                  "novelty_reference_sha256": pv.sha256_or_none(reference)}
+    return pv.build(
+        kind, **pv.from_file_meta(meta, samples), **extra,
+        protocol=(f"ADiT/CDVAE crystals: distances > {MIN_DISTANCE} A, volume > {MIN_VOLUME} A^3, "
+                  f"angles in {ANGLE_RANGE}, SMACT (smact14) + Pauling; StructureMatcher"
+                  f"({', '.join(f'{k}={v}' for k, v in MATCHER_TOLERANCES.items())})"),
+        toolchain=pv.toolchain("pymatgen", "smact"),
     )
 
 

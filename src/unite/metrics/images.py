@@ -12,7 +12,6 @@ comparable with ImageNet FID.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, replace
@@ -114,11 +113,9 @@ def _feature_spec(kind: str, weights: str | Path | None) -> FeatureSpec:
 
 
 def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from unite.provenance import file_sha256 as digest
+
+    return digest(path)
 
 
 def write_random_inception_weights(path: str | Path, seed: int = 0) -> Path:
@@ -256,9 +253,13 @@ def fid_statistics(features: torch.Tensor) -> dict[str, np.ndarray]:
 
 
 def frechet_distance(stats_1: dict, stats_2: dict) -> float:
+    """torch-fidelity's Frechet distance, on float64 statistics (ours hold a float32 mean,
+    ADM's reference batches float64; torch-fidelity refuses mixed dtypes)."""
     from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
 
-    return float(fid_statistics_to_metric(stats_1, stats_2, verbose=False)[KEY_METRIC_FID])
+    s1, s2 = ({k: np.asarray(s[k], dtype=np.float64) for k in ("mu", "sigma")}
+              for s in (stats_1, stats_2))
+    return float(fid_statistics_to_metric(s1, s2, verbose=False)[KEY_METRIC_FID])
 
 
 def inception_score(logits: torch.Tensor, splits: int = 10, seed: int = 2020) -> tuple[float, float]:
@@ -297,7 +298,11 @@ def save_ref_stats(path: str | Path, stats: dict, meta: dict) -> None:
 
 
 def load_ref_stats(path: str | Path) -> tuple[dict, dict]:
-    """-> ({"mu", "sigma"}, meta); a missing or foreign file is a UserError saying what to run."""
+    """-> ({"mu", "sigma"}, meta) of our reference-statistics file or of an ADM reference batch
+    (:mod:`unite.metrics.adm_reference`); a missing or foreign file is a UserError saying what
+    to run. ``meta["format"]`` tells which protocol the reference belongs to."""
+    from unite.metrics import adm_reference
+
     path = Path(path)
     if not path.is_file():
         raise UserError(
@@ -305,6 +310,13 @@ def load_ref_stats(path: str | Path) -> tuple[dict, dict]:
             f"`python -m unite evaluate ref-stats --config C --out {path} --features inception|digits "
             f"--weights W`"
         )
+    try:
+        with np.load(path) as f:
+            files = list(f.files)
+    except Exception:  # read_npz below says what is wrong with the file
+        files = []
+    if adm_reference.is_adm_batch(files):
+        return adm_reference.read_stats(path)
     from unite.metrics.inputs import read_npz
 
     arrays, meta = read_npz(path, "reference statistics")
@@ -374,9 +386,13 @@ def generation_metrics(
     device: str | None = None,
     verbose: bool = True,
     source: str = "samples",
+    ref_images: np.ndarray | None = None,
+    suffix: str = "",
 ) -> dict:
     """FID against the reference statistics, IS, and (digits only) class accuracy of samples
-    (``source`` names them in messages)."""
+    (``source`` names them in messages); with ``ref_images``, precision/recall (k = 3,
+    torch-fidelity) against their features too. ``suffix`` names the protocol in the keys
+    (``_adm``: ``fid_adm``, ...)."""
     feats = extract_features(UInt8Images(images), spec, batch_size=batch_size, device=device, verbose=verbose)
     stats = fid_statistics(feats[spec.fid_layer])
     if stats["mu"].shape != ref_stats["mu"].shape:
@@ -385,9 +401,9 @@ def generation_metrics(
         )
     is_mean, is_std = inception_score(feats[spec.isc_layer], splits=isc_splits)
     out = {
-        spec.name("fid"): frechet_distance(stats, ref_stats),
-        spec.name("is"): is_mean,
-        spec.name("is_std"): is_std,
+        spec.name("fid") + suffix: frechet_distance(stats, ref_stats),
+        spec.name("is") + suffix: is_mean,
+        spec.name("is_std") + suffix: is_std,
     }
     if spec.kind == DIGITS and labels is not None:
         from unite.metrics.inputs import check_labels
@@ -395,8 +411,29 @@ def generation_metrics(
         check_labels(np.asarray(labels), len(images), source, feats[spec.isc_layer].shape[1])
         pred = feats[spec.isc_layer].argmax(dim=1).numpy()
         out[spec.name("class_accuracy")] = float((pred == np.asarray(labels)).mean())
+    if ref_images is not None:
+        ref_feats = extract_features(UInt8Images(ref_images), spec, batch_size=batch_size,
+                                     device=device, layers=[spec.fid_layer], verbose=verbose)
+        precision, recall = precision_recall(feats[spec.fid_layer], ref_feats[spec.fid_layer])
+        out[spec.name("precision") + suffix] = precision
+        out[spec.name("recall") + suffix] = recall
     out["num_samples"] = int(len(images))
     return out
+
+
+def precision_recall(sample_features: torch.Tensor, ref_features: torch.Tensor,
+                     neighborhood: int = 3) -> tuple[float, float]:
+    """Improved precision/recall (Kynkaanniemi et al.; ADM's k = 3) by torch-fidelity:
+    precision = samples inside the reference manifold, recall = the converse."""
+    from torch_fidelity.metric_prc import (
+        KEY_METRIC_PRECISION,
+        KEY_METRIC_RECALL,
+        prc_features_to_metric,
+    )
+
+    out = prc_features_to_metric(sample_features, ref_features, prc_neighborhood=neighborhood,
+                                 prc_batch_size=10000, save_cpu_ram=True, verbose=False)
+    return float(out[KEY_METRIC_PRECISION]), float(out[KEY_METRIC_RECALL])
 
 
 def psnr(originals: np.ndarray, recon: np.ndarray) -> float | None:
@@ -502,6 +539,23 @@ def expected_sample_count(meta: dict, explicit: int | None) -> int | None:
     return int(total) if total else None
 
 
+def reference_protocol(ref_meta: dict) -> str:
+    """``adm`` for ADM's reference batches, ``unite`` for statistics computed here (the
+    paper's protocol: torch-fidelity features of the dataset's train split)."""
+    from unite.metrics.adm_reference import FORMAT
+
+    return FORMAT if ref_meta.get("format") == FORMAT else "unite"
+
+
+PROTOCOL_TEXT = {
+    "unite": "UNITE: torch-fidelity features, FID against reference statistics of the "
+    "dataset's train split computed here",
+    "adm": "ADM: FID against the mu/sigma of ADM's reference batch (its TensorFlow Inception "
+    "pool_3); features of our samples from torch-fidelity's port of that network; "
+    "precision/recall k=3 against its arr_0 images; sFID not computed",
+}
+
+
 def samples_result(
     images: np.ndarray,
     labels: np.ndarray | None,
@@ -516,15 +570,23 @@ def samples_result(
     device: str | None = None,
     verbose: bool = True,
     source: str = "samples",
+    ref_path: str | Path | None = None,
+    samples_path: str | Path | None = None,
+    ref_images: np.ndarray | None = None,
 ) -> dict:
-    """gFID / IS (/ class accuracy) of one sample set as the team's ``gen_images`` object."""
+    """gFID / IS (/ class accuracy, / precision-recall) of one sample set as the team's
+    ``gen_images`` object. Against an ADM reference batch the keys carry ``_adm``."""
     from unite.metrics import result
+    from unite.provenance import missing_flag
 
     if meta.get("label_mode") == "unconditional":
         labels = None
+    protocol = reference_protocol(ref_meta)
+    suffix = "_adm" if protocol == "adm" else ""
     metrics = generation_metrics(
         images, labels, ref_stats, spec,
-        isc_splits=isc_splits, batch_size=batch_size, device=device, verbose=verbose, source=source,
+        isc_splits=isc_splits, batch_size=batch_size, device=device, verbose=verbose,
+        source=source, ref_images=ref_images, suffix=suffix,
     )
     n = len(images)
     flags = sample_count_flags(n, expected_sample_count(meta, expect_samples), len(ref_stats["mu"]))
@@ -533,16 +595,55 @@ def samples_result(
     flags += ref_flags(ref_meta)
     if n < isc_splits:
         flags.append(f"IS over {isc_splits} splits of only {n} samples")
+    if protocol == "adm":
+        metrics["sfid_adm"] = None
+        flags.append("sFID not computed: torch-fidelity exposes no mixed_6/conv features")
+        if ref_images is None:
+            flags.append("precision/recall not computed (no reference images asked for or held)")
     scale = {**meta, **ref_scale(ref_meta, spec), "num_samples": n}
+    prov = image_provenance("gen_images", spec, ref_path, ref_meta, meta=meta,
+                            samples_path=samples_path)
     return result(
         experiment=meta.get("experiment", "unknown"), kind="gen_images",
-        metrics=metrics, scale=scale, flags=flags,
+        metrics=metrics, scale=scale, flags=flags + missing_flag(prov), provenance=prov,
     )
+
+
+def image_provenance(kind: str, spec: FeatureSpec, ref_path, ref_meta: dict, *,
+                     meta: dict | None = None, samples_path=None, **extra) -> dict:
+    """Provenance of an image metric: the model/sampling fields of the file's meta (or of a
+    checkpoint's, for in-process sampling), the feature network and the reference."""
+    from unite import provenance as pv
+
+    fields = pv.from_file_meta(meta, samples_path) if meta is not None else {}
+    protocol = reference_protocol(ref_meta) if ref_meta else "unite"
+    fields |= {
+        "protocol": PROTOCOL_TEXT[protocol],
+        "feature_network": spec.extractor,
+        "feature_layer": spec.fid_layer,
+        "feature_weights": spec.weights,
+        "feature_weights_sha256": pv.sha256_or_none(spec.weights),
+    }
+    if ref_path is not None:
+        fields |= {
+            "reference": str(ref_path),
+            "reference_sha256": pv.sha256_or_none(ref_path),
+            "reference_format": protocol,
+            "reference_dataset": ref_meta.get("dataset"),
+            "reference_split": ref_meta.get("split"),
+            "reference_count": ref_meta.get("num_images"),
+            "reference_preprocess": ref_meta.get("preprocess"),
+            "reference_features": ref_meta.get("feature_source")
+            or f"{ref_meta.get('extractor')} layer {ref_meta.get('fid_layer')}, weights sha256 "
+            f"{ref_meta.get('weights_sha256')}",
+        }
+    return pv.build(kind, **(fields | extra))
 
 
 def ref_scale(ref_meta: dict, spec: FeatureSpec) -> dict:
     return {
         "feature_network": spec.extractor,
+        "fid_protocol": reference_protocol(ref_meta),
         "ref_dataset": ref_meta.get("dataset"),
         "ref_split": ref_meta.get("split"),
         "ref_num_images": ref_meta.get("num_images"),
@@ -554,6 +655,14 @@ def ref_flags(ref_meta: dict) -> list[str]:
     if n and full and n < full:
         return [f"reference statistics from {n} of the {full} {ref_meta.get('split')} images"]
     return []
+
+
+def describe_preprocess(cfg) -> str:
+    """How the reference images were made from the dataset (recorded with the statistics)."""
+    size = cfg.data.image_size
+    if cfg.data.kind == "digits":
+        return f"8x8 scans, bilinear upsampling to {size}x{size}, no flip"
+    return f"ADM center crop to {size}x{size}, no flip"
 
 
 # ----------------------------------------------------------------------------- reference statistics
@@ -591,6 +700,7 @@ def reference_stats(
         split=split,
         num_images=len(images),
         split_size=len(ds),
+        preprocess=describe_preprocess(cfg),
     )
     if Path(out).is_file() and not force:
         try:
