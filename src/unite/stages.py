@@ -69,8 +69,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("evaluate", "metrics", ("prepare", "reference", "train", "finetune", "sample",
                                   "reconstruct"), ("src/unite/metrics",)),
     Stage("analyze", "analysis", ("train", "finetune"), ("src/unite/analysis",)),
-    Stage("figures", "figures", ("prepare", "train", "finetune"),
-          ("src/unite/plots.py", "src/unite/analysis")),
+    Stage("figures", "figures", ("prepare", "train", "finetune", "sample"),
+          ("src/unite/plots.py", "src/unite/analysis", "src/unite/drawings.py")),
     Stage("tables", "tables", ("evaluate", "analyze"), ("src/unite/tables.py",)),
 )
 PLAN_DEPS = ("Snakefile", "workflow", "config", "src/unite")
