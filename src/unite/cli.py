@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("unite.analysis.cli", "alignment, entropy and trajectory analyses"),
     "tables": ("unite.tables", "assemble results tables beside the paper's numbers"),
     "fetch": ("unite.fetch", "download a weights/data file and verify its sha256"),
+    "compare": ("unite.compare", "print every difference between two results folders"),
 }
 
 
