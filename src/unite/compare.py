@@ -14,6 +14,9 @@ Wall-clock fields (``TIMING_KEYS``, e.g. training throughput) and the folders th
 hold logs and timings (``SKIPPED_DIRS``) are left out: they differ on every run by nature.
 ``runs/`` is skipped too: its checkpoints are the same files as ``checkpoints/``.
 Exit status 0 when nothing differs, 1 otherwise (like ``diff``).
+
+    python -m unite compare run1/results run2/results
+    python -m unite compare docs/results results/tables --include '*.csv'   # vs the snapshot
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import fnmatch
 import io
 import json
 import math
@@ -241,24 +245,25 @@ def comparer(path: Path):
     return compare_bytes
 
 
-def result_files(root: Path) -> set[str]:
+def result_files(root: Path, include: list[str] | None = None) -> set[str]:
     files = set()
     for p in root.rglob("*"):
         rel = p.relative_to(root)
         if p.is_file() and rel.parts[0] not in SKIPPED_DIRS and not p.name.startswith("."):
-            files.add(rel.as_posix())
+            if not include or any(fnmatch.fnmatch(rel.as_posix(), g) for g in include):
+                files.add(rel.as_posix())
     return files
 
 
 def compare_folders(a: str | Path, b: str | Path, rtol: float = 0.0, atol: float = 0.0,
-                    limit: int = 20) -> tuple[Differences, int]:
-    """-> (differences, number of files compared)."""
+                    limit: int = 20, include: list[str] | None = None) -> tuple[Differences, int]:
+    """-> (differences, number of files compared); ``include`` = globs of relative paths."""
     a, b = Path(a), Path(b)
     for p in (a, b):
         if not p.is_dir():
             raise UserError(f"not a results folder: {p}")
     diffs = Differences(rtol, atol, limit)
-    fa, fb = result_files(a), result_files(b)
+    fa, fb = result_files(a, include), result_files(b, include)
     for name in sorted(fa - fb):
         diffs.report(name, ["only in A"])
     for name in sorted(fb - fa):
@@ -281,10 +286,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--atol", type=float, default=0.0, help="absolute tolerance (default 0)")
     parser.add_argument("--limit", type=int, default=20,
                         help="differences printed per file (the count is always given)")
+    parser.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="compare only files whose path relative to the folder matches "
+                        "(repeatable), e.g. --include 'tables/*' --include 'metrics/*'")
 
 
 def run(args: argparse.Namespace) -> None:
-    diffs, n = compare_folders(args.a, args.b, args.rtol, args.atol, args.limit)
+    diffs, n = compare_folders(args.a, args.b, args.rtol, args.atol, args.limit, args.include)
     for line in diffs.lines:
         print(line)
     skipped = ", ".join(f"{d}/" for d in SKIPPED_DIRS)
