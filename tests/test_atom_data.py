@@ -15,11 +15,9 @@ import torch
 from unite import config
 from unite.errors import UserError
 
-PEROV = Path(__file__).resolve().parents[1] / "../shared/data/perov_5"
-MP20_SAMPLE = Path(__file__).resolve().parents[1] / "../shared/data/mp_20_sample"
-needs_perov = pytest.mark.skipif(
-    not PEROV.is_dir(), reason=f"perov_5 CSVs not found at {PEROV} (shared data folder absent)"
-)
+# the offline crystal data ships in the repository (data/README.md): never skipped
+PEROV = Path(__file__).resolve().parents[1] / "data" / "perov_5"
+MP20_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "mp_20_sample"
 
 
 def qm9_cfg(root="", **data):
@@ -129,7 +127,6 @@ def test_qm9_missing_or_foreign_file_is_a_user_error(tmp_path):
 
 
 # -- crystals -------------------------------------------------------------------------------
-@needs_perov
 def test_perov_rows_niggli_reduced_and_faithful():
     pytest.importorskip("pymatgen")
     import pandas as pd
@@ -138,13 +135,13 @@ def test_perov_rows_niggli_reduced_and_faithful():
 
     from unite.data.crystals import read_cif_csv
 
-    arrays = read_cif_csv(PEROV / "val.csv", max_atoms=20, limit=40)
+    arrays = read_cif_csv(PEROV / "val.csv.gz", max_atoms=20, limit=40)
     assert len(arrays) == 40
     n_atoms = (arrays.atom_types > 0).sum(1)
     assert (n_atoms == 5).all()  # perov_5: five atoms per cell
     assert (arrays.frac_coords >= 0).all() and (arrays.frac_coords < 1).all()
     assert (arrays.angles >= 59.9).all() and (arrays.angles <= 120.1).all()  # Niggli
-    cifs = pd.read_csv(PEROV / "val.csv", nrows=40)["cif"]
+    cifs = pd.read_csv(PEROV / "val.csv.gz", nrows=40)["cif"]
     matcher = StructureMatcher()
     for i in range(0, 40, 5):
         k = arrays.atom_types[i] > 0
@@ -153,7 +150,6 @@ def test_perov_rows_niggli_reduced_and_faithful():
         assert matcher.fit(ours, Structure.from_str(cifs[i], fmt="cif"))
 
 
-@pytest.mark.skipif(not MP20_SAMPLE.is_dir(), reason=f"MP-20 fixture not found at {MP20_SAMPLE}")
 def test_mp20_format_rows_parse():
     pytest.importorskip("pymatgen")
     from unite.data.crystals import read_cif_csv
@@ -212,7 +208,6 @@ def test_too_many_atoms_is_reported(tmp_path):
         read_cif_csv(csv, max_atoms=1)
 
 
-@needs_perov
 def test_crystal_dataset_split_and_prepared_file_round_trip(tmp_path):
     pytest.importorskip("pymatgen")
     import pandas as pd
@@ -222,8 +217,8 @@ def test_crystal_dataset_split_and_prepared_file_round_trip(tmp_path):
 
     folder = tmp_path / "perov_small"
     folder.mkdir()
-    pd.read_csv(PEROV / "val.csv", nrows=30).to_csv(folder / "val.csv", index=False)
-    pd.read_csv(PEROV / "test.csv", nrows=30).to_csv(folder / "test.csv", index=False)
+    pd.read_csv(PEROV / "val.csv.gz", nrows=30).to_csv(folder / "val.csv", index=False)
+    pd.read_csv(PEROV / "test.csv.gz", nrows=30).to_csv(folder / "test.csv", index=False)
     cfg = crystal_cfg(folder)
     sets = {s: build_dataset(cfg, s) for s in ("train", "val", "test")}
     assert [len(sets[s]) for s in ("train", "val", "test")] == [48, 6, 6]  # pooled 80/10/10
@@ -250,6 +245,56 @@ def test_cdvae_split_files_are_used_as_given(tmp_path):
     assert [len(CrystalDataset(crystal_cfg(tmp_path), s)) for s in ("train", "val", "test")] == [3, 2, 1]
 
 
+def test_gzipped_csv_folder_gives_the_same_splits_as_plain(tmp_path):
+    pytest.importorskip("pymatgen")
+    import pandas as pd
+
+    from unite.data.crystals import load_splits
+
+    plain, packed = tmp_path / "plain", tmp_path / "packed"
+    plain.mkdir()
+    packed.mkdir()
+    for name in ("val", "test"):
+        rows = pd.read_csv(PEROV / f"{name}.csv.gz", nrows=15)
+        rows.to_csv(plain / f"{name}.csv", index=False)
+        rows.to_csv(packed / f"{name}.csv.gz", index=False)  # pandas gzips by suffix
+    a, _ = load_splits(crystal_cfg(plain))
+    b, prov = load_splits(crystal_cfg(packed))
+    assert prov["layout"].startswith("pooled")
+    for split in ("train", "val", "test"):
+        assert len(a[split]) == len(b[split]) > 0
+        np.testing.assert_array_equal(a[split].atom_types, b[split].atom_types)
+        np.testing.assert_array_equal(a[split].frac_coords, b[split].frac_coords)
+        # same rows in the same order: only the file name in the id carries the suffix
+        assert [i.replace(".csv.gz", ".csv") for i in b[split].ids] == list(a[split].ids)
+
+
+def test_gzipped_cdvae_split_files_are_found(tmp_path):
+    pytest.importorskip("pymatgen")
+    from unite.data.crystals import CrystalDataset
+
+    for split, n in (("train", 3), ("val", 2), ("test", 1)):
+        write_csv(tmp_path / f"{split}.csv.gz", [GOOD_CIF] * n)
+    assert [len(CrystalDataset(crystal_cfg(tmp_path), s)) for s in ("train", "val", "test")] == [3, 2, 1]
+
+
+def test_csv_in_both_plain_and_gzipped_form_is_refused(tmp_path):
+    from unite.data.crystals import CrystalDataset
+
+    write_csv(tmp_path / "val.csv", [GOOD_CIF])
+    write_csv(tmp_path / "val.csv.gz", [GOOD_CIF])
+    with pytest.raises(UserError, match="both val.csv and val.csv.gz"):
+        CrystalDataset(crystal_cfg(tmp_path), "train")
+
+
+def test_provenance_of_repository_data_does_not_name_the_clone(monkeypatch, tmp_path):
+    from unite.data.crystals import display_path
+
+    monkeypatch.chdir(tmp_path)
+    assert display_path(PEROV) == "data/perov_5"  # the same wherever the clone sits
+    assert display_path(tmp_path) == str(tmp_path.resolve())  # outside: absolute
+
+
 def test_missing_crystal_root_is_a_user_error(tmp_path):
     from unite.data.crystals import CrystalDataset
 
@@ -257,12 +302,11 @@ def test_missing_crystal_root_is_a_user_error(tmp_path):
         CrystalDataset(crystal_cfg(tmp_path / "absent"), "train")
 
 
-@needs_perov
 def test_default_root_resolves_from_repo_root(monkeypatch, tmp_path):
     from unite.data.crystals import resolve_root
 
     monkeypatch.chdir(tmp_path)  # not the repo root: the fallback must find it
-    assert resolve_root("../shared/data/perov_5").is_dir()
+    assert resolve_root("data/perov_5").is_dir()
 
 
 def test_prepare_command_dispatches_on_kind(tmp_path, capsys):

@@ -1,8 +1,9 @@
-"""The SLURM profile works on a real (one-node, localhost) SLURM cluster: Snakemake submits a
-slice of the embedded workflow (prepare the digits data, train a few steps) with sbatch, reads
-job states with squeue (no accounting storage, as on many small clusters), and the outputs
-arrive. The cluster is Debian's slurmctld/slurmd/munge started by tests/slurm_cluster.sh and
-stopped by PID afterwards; every wait is bounded."""
+"""The SLURM profile works on a real (one-node, localhost) SLURM cluster, called as users type
+it (`snakemake --profile slurm ...`, found through the repository's `slurm` link to
+profiles/slurm): Snakemake submits a slice of the embedded workflow (prepare the digits data,
+train a few steps) with sbatch, reads job states with squeue (no accounting storage, as on
+many small clusters), and the outputs arrive. The cluster is Debian's slurmctld/slurmd/munge
+started by tests/slurm_cluster.sh and stopped by PID afterwards; every wait is bounded."""
 
 from __future__ import annotations
 
@@ -60,12 +61,13 @@ def test_workflow_slice_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
     cfg = write_config(tiny_config(steps=2), work / "slurm-slice.yaml")
     ckpt = "results/checkpoints/digits/trained.pt"
     run = snakemake(
-        ["--profile", "profiles/slurm", "--configfile", cfg.name, "--jobs", "2",
+        ["--profile", "slurm", "--configfile", cfg.name, "--jobs", "2",
          "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5",
          "--retries", "0", ckpt],
         cwd=work, timeout=900, env=slurm_cluster,
     )
     assert run.returncode == 0, run.stdout[-6000:]
+    assert "Using profile slurm for" in run.stdout
 
     # the jobs went through SLURM (sbatch logs per rule), not the local executor
     for rule in ("prepare", "train"):

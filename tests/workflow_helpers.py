@@ -15,7 +15,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "dvc.yaml")
+# `slurm` is the link to profiles/slurm that makes `snakemake --profile slurm` find the profile
+WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "slurm", "dvc.yaml")
 
 # a model small enough that a few training steps take seconds on one CPU core
 TINY_MODEL = [
@@ -42,11 +43,13 @@ def tool(name: str) -> str:
 
 
 def copy_workflow(dst: Path) -> Path:
-    """The workflow files (not results, not .snakemake) in a fresh folder."""
+    """The workflow files (not results, not .snakemake) in a fresh folder; links stay links."""
     dst.mkdir(parents=True, exist_ok=True)
     for part in WORKFLOW_PARTS:
         src = REPO / part
-        if src.is_dir():
+        if src.is_symlink():
+            os.symlink(os.readlink(src), dst / part)
+        elif src.is_dir():
             shutil.copytree(src, dst / part, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
             shutil.copy2(src, dst / part)

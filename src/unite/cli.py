@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("unite.checkconfig", "say where a workflow overlay or library config is broken"),
     "dvc-stages": ("unite.stages", "write dvc.yaml from the workflow's stages; plan each stage's jobs"),
     "draw": ("unite.drawings", "pictures of generated molecules and crystals"),
+    "compare": ("unite.compare", "print every difference between two results folders"),
 }
 
 

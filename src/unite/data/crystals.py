@@ -7,9 +7,13 @@ slots: atomic numbers (0 = empty), fractional coordinates in [0, 1), lattice len
 
 ``data.root`` may name
 * a folder with ``train.csv`` / ``val.csv`` / ``test.csv`` (the CDVAE splits, e.g. MP20),
-* a folder of other CSV files (e.g. the perov_5 val + test rows here): all rows are pooled
-  and split 80 / 10 / 10 after a shuffle seeded by ``data.seed``,
+* a folder of other CSV files (e.g. the perov_5 val + test rows in the repository's
+  ``data/perov_5``): all rows are pooled and split 80 / 10 / 10 after a shuffle seeded by
+  ``data.seed``,
 * or the ``.npz`` written by ``python -m unite prepare`` from either of the above (fast).
+
+Any of these CSV files may be gzipped (``val.csv.gz``): the repository keeps its copies
+compressed so that no file in git exceeds 2 MB, and pandas reads them transparently.
 
 A relative ``data.root`` is looked up from the working directory, then from the repository
 root. A row that cannot be parsed (or has more atoms than slots) raises a ``UserError`` naming
@@ -37,6 +41,7 @@ FORMAT_VERSION = 1
 POOLED_FRACTIONS = (0.8, 0.1)  # train, val; test = the rest
 SPLITS = ("train", "val", "test")
 FIELDS = ("atom_types", "frac_coords", "lengths", "angles")
+CSV_SUFFIXES = (".csv", ".csv.gz")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -66,6 +71,40 @@ def resolve_root(root: str) -> Path:
     if path.is_absolute() or path.exists():
         return path
     return REPO_ROOT / path if (REPO_ROOT / path).exists() else path
+
+
+def csv_files(root: Path) -> list[Path]:
+    """The CSV files of a folder, plain or gzipped, sorted by name; a file present in both
+    forms is refused (its rows would be read twice)."""
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(CSV_SUFFIXES))
+    stems = [p.name.removesuffix(".gz") for p in files]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise UserError(
+            f"{root} holds both {twice[0]} and {twice[0]}.gz: keep one of them"
+        )
+    return files
+
+
+def split_files(root: Path) -> dict[str, Path] | None:
+    """{split: file} when the folder has the CDVAE split files, else None (pooled layout)."""
+    by_stem = {p.name.removesuffix(".gz").removesuffix(".csv"): p for p in csv_files(root)}
+    if "train" not in by_stem:
+        return None
+    missing = [s for s in SPLITS if s not in by_stem]
+    if missing:
+        raise UserError(f"{root} has train.csv but lacks {', '.join(m + '.csv' for m in missing)}")
+    return {s: by_stem[s] for s in SPLITS}
+
+
+def display_path(path: Path) -> str:
+    """A path inside the repository relative to its root, so that the prepared file and its
+    provenance do not depend on where the clone sits; other paths absolute."""
+    path = path.resolve()
+    try:
+        return str(path.relative_to(REPO_ROOT.resolve()))
+    except ValueError:
+        return str(path)
 
 
 # -- parsing --------------------------------------------------------------------------------
@@ -100,7 +139,7 @@ def structure_arrays(structure, max_atoms: int):
 def read_cif_csv(
     path: str | Path, *, max_atoms: int, on_corrupt: str = "error", limit: int | None = None
 ) -> CrystalArrays:
-    """Parse one CDVAE-format CSV; ``limit`` reads only its first rows."""
+    """Parse one CDVAE-format CSV (plain or ``.gz``); ``limit`` reads only its first rows."""
     import pandas as pd
     from tqdm import tqdm
 
@@ -147,12 +186,10 @@ def _read_folder(folder: str, stamp: tuple, max_atoms: int, on_corrupt: str, see
     """Split arrays of a CSV folder; cached per process (train and val share one parse)."""
     root = Path(folder)
     read = functools.partial(read_cif_csv, max_atoms=max_atoms, on_corrupt=on_corrupt)
-    if (root / "train.csv").is_file():
-        missing = [s for s in SPLITS if not (root / f"{s}.csv").is_file()]
-        if missing:
-            raise UserError(f"{root} has train.csv but lacks {', '.join(m + '.csv' for m in missing)}")
-        return {s: read(root / f"{s}.csv") for s in SPLITS}
-    files = sorted(root.glob("*.csv"))
+    splits = split_files(root)
+    if splits is not None:
+        return {s: read(f) for s, f in splits.items()}
+    files = csv_files(root)
     if not files:
         raise UserError(f"no CSV files in crystal data folder {root}")
     pooled = concat([read(f) for f in files])
@@ -180,13 +217,13 @@ def load_splits(cfg: Config) -> tuple[dict[str, CrystalArrays], dict]:
         )
     if root.is_file():
         return load_prepared(root, cfg.data.max_atoms)
-    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(root.glob("*.csv")))
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in csv_files(root))
     splits = _read_folder(str(root.resolve()), stamp, cfg.data.max_atoms, cfg.data.on_corrupt, cfg.data.seed)
     skipped = list(dict.fromkeys(r for a in splits.values() for r in a.skipped))
     if skipped:
         warnings.warn(f"{len(skipped)} crystal rows skipped (data.on_corrupt: skip), e.g. {skipped[0]}", stacklevel=2)
-    layout = "cdvae-splits" if (root / "train.csv").is_file() else f"pooled-{POOLED_FRACTIONS}"
-    return splits, {"source": str(root.resolve()), "layout": layout, "skipped": skipped}
+    layout = "cdvae-splits" if split_files(root) is not None else f"pooled-{POOLED_FRACTIONS}"
+    return splits, {"source": display_path(root), "layout": layout, "skipped": skipped}
 
 
 # -- prepared array file --------------------------------------------------------------------------

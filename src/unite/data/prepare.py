@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="experiment YAML (data section is used)")
     parser.add_argument("--out", required=True, help="output file (e.g. data/qm9.npz)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. data.root=../shared/data/perov_5")
+                        help="config override, e.g. data.root=data/perov_5")
 
 
 def prepare(cfg, out_path) -> dict:

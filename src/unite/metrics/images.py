@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -519,10 +520,13 @@ def recon_metrics(
         metrics["lpips"] = lpips_distance(originals, recon, device=device, verbose=verbose)
     else:
         metrics["lpips"] = None
+        # the flag reaches the tables: name the file, not this machine's path (that goes to
+        # the log), so that the same run elsewhere gives the same table
+        print(f"lpips not computed: {vgg_weights_file()} does not exist", file=sys.stderr)
         flags.append(
-            f"lpips not computed: the ImageNet VGG16 weights are not at {vgg_weights_file()} "
-            "(no download here); copy them there, or pass --lpips-random for a clearly labelled "
-            "random-backbone value"
+            f"lpips not computed: the ImageNet VGG16 weights ({vgg_weights_file().name}) are "
+            "not in $TORCH_HOME/hub/checkpoints/ (no download here); copy them there, or pass "
+            "--lpips-random for a clearly labelled random-backbone value"
         )
     return metrics, flags
 
