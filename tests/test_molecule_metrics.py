@@ -145,7 +145,8 @@ def run_cli(*argv):
 
 def test_command_detects_file_kind_and_writes_contract_json(qm9, tmp_path):
     types, pos = qm9
-    meta = np.str_(json.dumps({"experiment": "qm9-test", "model_size": "S", "train_steps": 7}))
+    meta = np.str_(json.dumps({"experiment": "qm9-test", "model_size": "S", "train_steps": 7,
+                               "fine_tuned": False, "finetune": "not applicable"}))
     recon = tmp_path / "recon.npz"
     np.savez(recon, meta=meta, orig_atom_types=types, orig_positions=pos,
              recon_atom_types=types, recon_positions=displaced(types, pos, 0.01))
@@ -154,6 +155,7 @@ def test_command_detects_file_kind_and_writes_contract_json(qm9, tmp_path):
     assert set(r) == {"experiment", "kind", "metrics", "scale", "flags", "provenance"}
     assert r["kind"] == "recon_molecules" and r["experiment"] == "qm9-test"
     assert r["metrics"]["match_rate"] > 0.9 and r["scale"]["train_steps"] == 7
+    assert r["scale"]["finetune"] == "not applicable"  # the tables say so, not "not fine-tuned"
     assert r["scale"]["num_samples"] == N
 
     gen = tmp_path / "gen.npz"

@@ -1,5 +1,6 @@
 """The tables set the paper's numbers beside ours, say at which scale ours were obtained,
-print "not run" for roles nobody ran and "not fine-tuned" for a passed-through checkpoint."""
+print "not run" for roles nobody ran, "not fine-tuned" for a checkpoint that was not
+fine-tuned and "not applicable" for molecules/crystals, which the paper does not fine-tune."""
 
 from __future__ import annotations
 
@@ -55,8 +56,10 @@ def test_our_number_sits_beside_the_papers_with_its_scale(results):
                                      "heun-balanced"))
     b = rows["UNITE-B"]
     adm_cols = {"fid_adm": None, "is_adm": None, "precision_adm": None, "recall_adm": None}
-    assert b.paper == {"fid": 2.12, "is": 294.1, "best_fid": 2.12, "best_cfg": None, **adm_cols}
-    assert b.ours == {"fid": 12.3456, "is": 7.5, "best_fid": None, "best_cfg": None, **adm_cols}
+    assert b.paper == {"fid": 2.12, "fid_before_ft": 2.12, "is": 294.1, "best_fid": 2.12,
+                       "best_cfg": None, **adm_cols}
+    assert b.ours == {"fid": 12.3456, "fid_before_ft": None, "is": 7.5, "best_fid": None,
+                      "best_cfg": None, **adm_cols}
     assert b.experiment == "digits"
     for part in ("digits", "model tiny", "600 steps", "100 samples", "heun", "NFE 50",
                  "not fine-tuned"):
@@ -143,7 +146,7 @@ def test_the_guidance_sweep_fills_the_best_cfg_columns(results):
     assert "generation:" in b.scale and "cfg_sweep:" in b.scale
 
 
-def test_a_passed_through_checkpoint_reads_not_fine_tuned(results):
+def test_a_checkpoint_that_was_not_fine_tuned_reads_not_fine_tuned(results):
     found = tables.read_results(results)
     rows = by_row(tables.build_table("table2_reconstruction", found,
                                      {"unite-b-120ep": "digits"}, "heun-balanced"))
@@ -156,6 +159,42 @@ def test_a_passed_through_checkpoint_reads_not_fine_tuned(results):
     rows = by_row(tables.build_table("table2_reconstruction", tables.read_results(results),
                                      {"unite-b-120ep": "digits"}, "heun-balanced"))
     assert rows["UNITE-B + GAN decoder fine-tuning"].ours["rfid"] == 3.25
+
+
+FT_SCALE = {**DIGITS_SCALE, "fine_tuned": True, "finetune_steps": 120, "finetune_epochs": 5.13,
+            "finetune_loss": "hinge, adaptive weight x0.5"}
+
+
+def test_fine_tuned_results_fill_table2_and_table1_before_and_after(results):
+    metric_file(results, "digits", "recon_finetuned", "recon_images",
+                {"rfid_digits": 2.5, "psnr": 19.0}, {**FT_SCALE, "num_samples": 150})
+    metric_file(results, "digits", "gen_heun-balanced", "gen_images",
+                {"fid_digits": 11.0, "is_digits": 7.6}, FT_SCALE)
+    metric_file(results, "digits", "gen_heun-balanced_trained_decoder", "gen_images",
+                {"fid_digits": 12.0, "is_digits": 7.4}, DIGITS_SCALE)
+    found = tables.read_results(results)
+    t2 = by_row(tables.build_table("table2_reconstruction", found,
+                                   {"unite-b-120ep": "digits"}, "heun-balanced"))
+    ft = t2["UNITE-B + GAN decoder fine-tuning"]
+    assert (ft.ours["rfid"], ft.ours["psnr"]) == (2.5, 19.0)
+    assert "GAN-fine-tuned decoder (120 steps, 5.13 epochs, hinge, adaptive weight x0.5)" \
+        in ft.scale
+    assert t2["UNITE-B"].ours["rfid"] == 3.25 and "not fine-tuned" in t2["UNITE-B"].scale
+    t1 = by_row(tables.build_table("table1_generation", found, {"unite-b": "digits"},
+                                   "heun-balanced"))["UNITE-B"]
+    assert (t1.ours["fid"], t1.ours["fid_before_ft"]) == (11.0, 12.0)
+    assert "GAN-fine-tuned decoder" in t1.scale
+
+
+def test_molecules_say_fine_tuning_is_not_applicable(results):
+    metric_file(results, "qm9", "recon_trained", "recon_molecules",
+                {"match_rate": 0.5, "rmsd": 0.21},
+                {"dataset": "qm9", "num_samples": 64, "fine_tuned": False,
+                 "finetune": "not applicable"})
+    rows = by_row(tables.build_table("table3_qm9", tables.read_results(results),
+                                     {"unite-s-qm9": "qm9"}, "heun-balanced"))
+    assert tables.FT_NOT_APPLICABLE in rows["UNITE-S"].scale
+    assert tables.NOT_FINE_TUNED not in rows["UNITE-S"].scale
 
 
 def test_rates_are_printed_in_percent_like_the_paper(results):

@@ -1,5 +1,7 @@
 """`snakemake -n` plans the whole chain, data -> training -> fine-tuning -> sampling shards ->
-evaluation -> tables, for the embedded default and for the paper's full reproduction."""
+evaluation -> tables, for the embedded default and for the paper's full reproduction.
+GAN decoder fine-tuning is planned for image experiments that ask for it, never for
+molecules/crystals (the paper does not fine-tune them)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from collections import defaultdict
 import pytest
 import yaml
 
-from workflow_helpers import REPO, snakemake
+from unite import config as unite_config
+from workflow_helpers import REPO, copy_workflow, default_config, snakemake, write_config
 
 CHAIN = ("train", "finetune", "sample_shard", "gather", "evaluate_samples", "reconstruct",
-         "evaluate_recon")
+         "evaluate_recon", "decode_trained", "evaluate_trained_decoder")
+FINETUNE_ONLY = ("finetune", "decode_trained", "evaluate_trained_decoder")
 
 
 def planned_jobs(output: str) -> dict[str, list[dict]]:
@@ -39,15 +43,22 @@ def check_chain(jobs: dict, cfg: dict) -> None:
     primary = cfg["sampling"]["primary"]
     for name, spec in cfg["experiments"].items():
         spec = {**defaults, **spec}
+        kind = unite_config.load(REPO / spec["config"]).data.kind
+        finetuned = spec.get("finetune", True) and kind in ("digits", "imagefolder")
         per_exp = {rule: [w for w in jobs[rule] if w.get("exp") == name] for rule in CHAIN}
         for rule in CHAIN:
-            assert per_exp[rule], f"{name}: no {rule} job planned"
+            if rule in FINETUNE_ONLY and not finetuned:
+                assert not per_exp[rule], f"{name}: {rule} planned without fine-tuning"
+            else:
+                assert per_exp[rule], f"{name}: no {rule} job planned"
         protocols = set([primary] + spec.get("protocols", []))
         shards = spec.get("shards", 1)
         assert len(per_exp["sample_shard"]) == shards * len(protocols), name
         assert {w["protocol"] for w in per_exp["gather"]} == protocols, name
-        if spec.get("finetune", True):
-            assert {w["stage"] for w in per_exp["reconstruct"]} == {"trained", "finetuned"}
+        stages = {"trained", "finetuned"} if finetuned else {"trained"}
+        assert {w["stage"] for w in per_exp["reconstruct"]} == stages, name
+        if finetuned:  # Table 1's "before": the primary protocol's latents, trained decoder
+            assert [w["protocol"] for w in per_exp["decode_trained"]] == [primary], name
     assert len(jobs["tables"]) == 1
 
 
@@ -58,6 +69,7 @@ def test_embedded_default_plans_the_whole_chain():
     assert jobs["prepare"] and jobs["loss_curves"] and jobs["sample_grid"]
     assert {w["exp"] for w in jobs["structure_grid"]} == {"qm9", "perov5"}
     assert not jobs["evaluate_samples_adm"]  # the embedded default has no Inception features
+    assert [w["exp"] for w in jobs["finetune"]] == ["digits"]  # not qm9 / perov5
 
 
 @pytest.mark.timeout(600)
@@ -84,3 +96,13 @@ def test_paper_config_plans_every_experiment():
     assert not {e for e, _ in adm} & {"unite-s-qm9", "unite-s-mp20"}
     # pictures of the generated molecules and crystals
     assert {w["exp"] for w in jobs["structure_grid"]} == {"unite-s-qm9", "unite-s-mp20"}
+
+
+def test_fine_tuning_a_molecule_experiment_is_refused(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    cfg = default_config()
+    cfg["experiments"]["qm9"]["finetune"] = True
+    path = write_config(cfg, work / "config" / "qm9-ft.yaml")
+    run = snakemake(["-n", "--configfile", str(path)], cwd=work, timeout=300)
+    assert run.returncode != 0
+    assert "experiments.qm9.finetune" in run.stdout and "only the image decoder" in run.stdout

@@ -33,6 +33,9 @@ TINY_MODEL = [
     "train.log_every=1",
     "train.ckpt_every=1",
     "train.eval_samples=8",
+    "finetune.steps=2",
+    "finetune.disc_warmup_steps=1",
+    "finetune.log_every=1",
 ]
 
 

@@ -29,8 +29,10 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         torch.save(obj, f)
 
 
-def read(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint dict; a missing or unreadable file is a :class:`UserError`."""
+def read(path: str | Path, map_location: str | torch.device = "cpu",
+         required: tuple[str, ...] = REQUIRED_KEYS) -> dict:
+    """Read a checkpoint dict; a missing or unreadable file is a :class:`UserError`.
+    ``required``: keys the file must hold (a model checkpoint by default)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
@@ -39,8 +41,8 @@ def read(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # any unpickling failure means a bad file
         raise UserError(f"cannot read checkpoint {path}: {exc}") from None
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
-        raise UserError(f"{path} is not a UNITE checkpoint (needs keys {REQUIRED_KEYS})")
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in required):
+        raise UserError(f"{path} is not a UNITE checkpoint (needs keys {required})")
     return ckpt
 
 

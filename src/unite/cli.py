@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("unite.data.prepare", "prepare a dataset into a versioned array file"),
     "evaluate": ("unite.metrics.cli", "metrics for images, molecules or crystals"),
     "finetune": ("unite.finetune", "GAN decoder fine-tuning (frozen GE)"),
+    "decode": ("unite.decode", "decode a sample file's stored latents with another decoder"),
     "analyze": ("unite.analysis.cli", "alignment, entropy and trajectory analyses"),
     "tables": ("unite.tables", "assemble results tables beside the paper's numbers"),
     "claims": ("unite.claims.report", "verdicts of the paper's claims over seeds (table, figure)"),

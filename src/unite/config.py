@@ -150,9 +150,31 @@ class SampleConfig:
 class FinetuneConfig:
     """GAN decoder fine-tuning after joint training (paper App. A / REFERENCE section 6).
 
-    Not implemented yet: ``unite finetune`` passes the checkpoint through unchanged."""
+    The GE is frozen; only the decoder trains, on L1 (+ LPIPS) plus an adversarial loss from
+    a discriminator initialised from the trained GE. The paper gives only "16 epochs, decoder
+    only, discriminator from the GE"; every other value here is our choice (docs/finetune.md).
+    The budget is ``epochs`` (over the training split) or ``steps``; both 0 = no fine-tuning.
+    """
 
-    epochs: int = 0  # decoder-only adversarial epochs (paper: 16); 0 = no fine-tuning
+    epochs: int = 0  # decoder-only adversarial epochs (paper: 16)
+    steps: int = 0  # alternative budget in optimizer steps (tiny CPU configs); not with epochs
+    batch_size: int = 0  # global batch; 0 = train.batch_size (the paper's batch)
+    grad_accum: int = 1
+    lr: float = 1e-4  # decoder LR, constant after `warmup_steps` (not stated in the paper)
+    warmup_steps: int = 0  # linear LR warm-up of the decoder, counted from its first update
+    disc_lr: float = 1e-4  # discriminator AdamW LR, betas (0.5, 0.9) as in VQGAN/StyleGAN
+    gan_loss: str = "hinge"  # hinge (VQGAN) | non_saturating (StyleGAN's softplus form)
+    adaptive_weight: bool = True  # VQGAN: |grad recon| / |grad adv| at the decoder's last layer
+    disc_weight: float = 0.5  # multiplies the adaptive weight (or is the fixed weight if off)
+    max_adaptive_weight: float = 1.0e4  # VQGAN's clamp of the ratio
+    disc_warmup_steps: int = 0  # discriminator-only steps before the decoder moves
+    recon_noise: bool = True  # decode train.recon_noise-corrupted z0, as in joint training
+    ema_decay: float = 0.9978  # EMA of the decoder (the EMA GE stays as trained)
+    grad_clip: float = 3.0  # decoder and discriminator, each over its own parameters
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 500
+    eval_every: int = 0  # 0 = before the first and after the last step only
 
 
 @dataclass
@@ -176,6 +198,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.flow_loss": ("x", "velocity"),
     "train.precision": ("auto", "fp32", "bf16"),
     "sample.solver": ("euler", "heun", "dopri5"),
+    "finetune.gan_loss": ("hinge", "non_saturating"),
 }
 
 POSITIVE: tuple[str, ...] = (
@@ -325,6 +348,23 @@ def validate(cfg: Config) -> Config:
     for key in NON_NEGATIVE:
         if not get_key(cfg, key) >= 0:
             _fail(key, f"must be >= 0, got {get_key(cfg, key)}")
+    ft = cfg.finetune
+    for key in ("finetune.steps", "finetune.batch_size",
+                "finetune.warmup_steps", "finetune.disc_warmup_steps", "finetune.ckpt_every",
+                "finetune.eval_every", "finetune.grad_clip", "finetune.disc_weight"):
+        if not get_key(cfg, key) >= 0:  # NaN fails too
+            _fail(key, f"must be >= 0, got {get_key(cfg, key)}")
+    if ft.epochs and ft.steps:
+        _fail("finetune.steps", f"set either finetune.epochs ({ft.epochs}) or finetune.steps "
+              f"({ft.steps}) as the budget, not both")
+    for key in ("finetune.grad_accum", "finetune.lr", "finetune.disc_lr", "finetune.log_every",
+                "finetune.max_adaptive_weight"):
+        if not get_key(cfg, key) > 0:
+            _fail(key, f"must be > 0, got {get_key(cfg, key)}")
+    if ft.batch_size and ft.batch_size % ft.grad_accum:
+        _fail("finetune.grad_accum", f"must divide finetune.batch_size ({ft.batch_size})")
+    if not 0.0 <= ft.ema_decay < 1.0:
+        _fail("finetune.ema_decay", "must lie in [0, 1)")
     t = cfg.train
     if t.batch_size % t.grad_accum:
         _fail("train.grad_accum", f"must divide train.batch_size ({t.batch_size})")
@@ -443,6 +483,21 @@ def run_digest(path: str | Path, overrides: list[str] | None = None) -> str:
             if not any(k.startswith(p) for p in RESUMABLE_CHANGES)}
     text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# fine-tuning keys that may change between a fine-tuning state file and its resumption (the
+# budget and logging); every other `finetune.` key names a separate fine-tuning run
+FINETUNE_RESUMABLE = ("finetune.steps", "finetune.epochs", "finetune.log_every",
+                      "finetune.ckpt_every", "finetune.eval_every")
+
+
+def finetune_run_name(cfg: Config) -> str:
+    """``finetune-<digest>``: one fine-tuning run folder per setting of the ``finetune``
+    section (budget and logging keys left out, so a longer budget resumes the same folder)."""
+    section = {k: v for k, v in to_dict(cfg)["finetune"].items()
+               if f"finetune.{k}" not in FINETUNE_RESUMABLE}
+    text = json.dumps(section, sort_keys=True, default=str)
+    return "finetune-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def yaml_error(path: str | Path, exc: yaml.YAMLError) -> str:

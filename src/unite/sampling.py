@@ -193,10 +193,13 @@ def per_sample(total: float, n: int) -> int | float:
 def generate_with_stats(
     model, cfg: Config, labels, *, solver: str, steps: int, cfg_scale: float, interval,
     seed: int, device="cpu", batch_size: int = 64, index_offset: int = 0, progress: bool = True,
+    keep_latents: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Like :func:`generate`, returning ``{"nfe": .., "network_passes": ..}`` per sample.
 
-    ``index_offset``: position of ``labels[0]`` in the whole run's label list (shards)."""
+    ``index_offset``: position of ``labels[0]`` in the whole run's label list (shards).
+    ``keep_latents``: also return the ODE's final latents (``"latents"``, float32), which
+    ``unite decode`` can decode with another decoder (before/after decoder fine-tuning)."""
     from tqdm import tqdm
 
     from unite.modality import decoded_to_arrays
@@ -229,6 +232,8 @@ def generate_with_stats(
                        atol=cfg.sample.atol, rtol=cfg.sample.rtol)
         nfe_total += f.nfe * len(y_np)
         passes_total += f.network_passes * len(y_np)
+        if keep_latents:
+            parts.setdefault("latents", []).append(z1.float().cpu().numpy())
         ctx = torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
         with ctx:
             decoded = model.decode(z1)
@@ -283,6 +288,7 @@ def checkpoint_meta(cfg: Config, ckpt_meta: dict, ckpt_path, use_ema: bool) -> d
     its provenance (checkpoint sha256, config hash, git commit: :mod:`unite.provenance`)."""
     from unite import provenance
     from unite.config import to_dict
+    from unite.finetune import scale_fields as finetune_scale
 
     m = cfg.model
     # the hash names the trained model: sampling settings are recorded field by field instead,
@@ -298,6 +304,7 @@ def checkpoint_meta(cfg: Config, ckpt_meta: dict, ckpt_path, use_ema: bool) -> d
         "weight_sharing": bool(m.weight_sharing),
         "stop_gradient": bool(cfg.train.stop_gradient),
         "train_steps": int(ckpt_meta.get("step", 0)),
+        **finetune_scale(cfg, ckpt_meta),  # fine_tuned (+ its steps/epochs/loss)
         "ckpt": str(ckpt_path),
     }
 
@@ -338,6 +345,9 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default: sample.batch_size")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--save-latents", action="store_true",
+                   help="also store the final latents (float32), so that `unite decode` can "
+                   "decode the same samples with another checkpoint's decoder")
 
 
 def _positive(name: str, value) -> None:
@@ -370,6 +380,7 @@ def run(args) -> None:
     arrays, stats = generate_with_stats(
         model, cfg, labels[start:stop], solver=solver, steps=steps, cfg_scale=w,
         interval=interval, seed=args.seed, device=device, batch_size=batch_size, index_offset=start,
+        keep_latents=args.save_latents,
     )
     meta = checkpoint_meta(cfg, ckpt_meta, args.ckpt, use_ema) | {
         "kind": "samples",
@@ -394,6 +405,10 @@ def run(args) -> None:
         "num_samples": stop - start,
         "total_samples": len(labels),
     }
+    if args.save_latents:
+        from unite.decode import ge_digest
+
+        meta["ge_digest"] = ge_digest(model)  # which GE made the latents (checked by decode)
     write_sample_file(args.out, arrays, meta)
     if args.grid:
         if not is_image(cfg):

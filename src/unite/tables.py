@@ -10,7 +10,11 @@ paper configs). Which of our experiments fills a role is ``--role ROLE=EXPERIMEN
 embedded default lets the digits run stand in for UNITE-B); without one, the experiment of
 the same name. Every row says at which scale ours was obtained, because a digits run next to
 an ImageNet number is a different experiment, not a failed reproduction. A role nobody ran
-reads "not run"; a fine-tuning row whose checkpoint was passed through reads "not fine-tuned".
+reads "not run"; a fine-tuning row whose checkpoint was not fine-tuned reads "not fine-tuned".
+The scale column says whether a result's decoder was GAN-fine-tuned (steps, epochs, loss), and
+"fine-tuning not applicable" for molecules and crystals, which the paper does not fine-tune.
+A column may read another metric file than its row (``column_sources``): Table 1's "gFID
+before decoder FT" reads the primary protocol's samples decoded with the trained decoder.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from unite.metrics.inputs import INPUT_FLAG
 TABLE_FORMATS = ("md", "csv", "tex", "html")  # html: shown inside the Snakemake report
 NOT_RUN = "not run"
 NOT_FINE_TUNED = "not fine-tuned"
+FT_NOT_APPLICABLE = "fine-tuning not applicable"
+TRAINED_DECODER = "_trained_decoder"  # suffix of the source decoded with the pre-FT decoder
 PRIMARY = "primary"  # a row's source "gen_primary" means the --primary sampling protocol
 INPUT_MARK = " (!)"  # after our number when such a flag exists
 
@@ -44,18 +50,22 @@ INPUT_MARK = " (!)"  # after our number when such a flag exists
 PAPER: dict = {
     "table1_generation": {
         "title": "Table 1: ImageNet 256x256 class-conditional generation (gFID lower is better)",
-        "columns": {"fid": "gFID (UNITE protocol)", "is": "IS (UNITE protocol)",
+        "columns": {"fid": "gFID (UNITE protocol)",
+                    "fid_before_ft": "gFID before decoder FT (UNITE protocol)",
+                    "is": "IS (UNITE protocol)",
                     "best_fid": "gFID at best CFG", "best_cfg": "best CFG w",
                     "fid_adm": "gFID (ADM protocol)", "is_adm": "IS (ADM protocol)",
                     "precision_adm": "Precision (ADM)", "recall_adm": "Recall (ADM)"},
         "source": ["gen_primary", "cfg_sweep", "adm_primary"],
+        # column -> (metric file, metric key): the same latents through the pre-FT decoder
+        "column_sources": {"fid_before_ft": ("gen_primary" + TRAINED_DECODER, "fid")},
         "rows": [
             {"row": "UNITE-B", "role": "unite-b", "protocol": "unite",
-             "paper": {"fid": 2.12, "is": 294.1, "best_fid": 2.12}},
+             "paper": {"fid": 2.12, "fid_before_ft": 2.12, "is": 294.1, "best_fid": 2.12}},
             {"row": "UNITE-L", "role": "unite-l", "protocol": "unite",
-             "paper": {"fid": 1.73, "is": 296.0, "best_fid": 1.73}},
+             "paper": {"fid": 1.73, "fid_before_ft": 1.73, "is": 296.0, "best_fid": 1.73}},
             {"row": "UNITE-XL", "role": "unite-xl", "protocol": "unite",
-             "paper": {"fid": 1.75, "is": 309.9, "best_fid": 1.75}},
+             "paper": {"fid": 1.75, "fid_before_ft": 1.75, "is": 309.9, "best_fid": 1.75}},
             {"row": "JiT-B/16 (single-stage baseline)", "protocol": "jit",
              "paper": {"fid": 3.66, "is": 275.1}},
             {"row": "DiT-XL/2 (SD-VAE)", "protocol": "adm",
@@ -73,8 +83,11 @@ PAPER: dict = {
         "mu/sigma directly and extracts our samples' features with torch-fidelity's port of the "
         "same Inception graph (sFID not computed). JiT's number is from its own evaluation "
         "(torch-fidelity against JiT's ImageNet statistics, which the UNITE authors' code "
-        "reuses). Ours: the primary sampling protocol at its CFG scale; the best-CFG columns "
-        "come from the guidance sweep where one was run.",
+        "reuses). Ours: the primary sampling protocol at its CFG scale, from the GAN-fine-tuned "
+        "decoder where the scale says so; 'before decoder FT' decodes the same latents with the "
+        "trained decoder (the paper: no adversarial loss in Table 1, and decoder fine-tuning "
+        "leaves gFID unchanged, App. A, so its value stands in both gFID columns). The "
+        "best-CFG columns come from the guidance sweep where one was run.",
     },
     "table2_reconstruction": {
         "title": "Table 2: ImageNet 256x256 reconstruction (rFID lower is better; UNITE rows "
@@ -91,7 +104,9 @@ PAPER: dict = {
             {"row": "SD-VAE (adversarial loss)", "paper": {"rfid": 0.62}},
         ],
         "note": "Paper: 50K ImageNet val images, center-cropped; GAN fine-tuning trains the "
-        "decoder only, 16 epochs, GE frozen.",
+        "decoder only, 16 epochs, GE frozen, discriminator initialised from the GE. Ours: "
+        "the same reconstruction set before and after fine-tuning; the scale says the "
+        "fine-tuning budget and loss.",
     },
     "table3_qm9": {
         "title": "Table 3: QM9 molecules: reconstruction (match, RMSD) and generation (valid, "
@@ -224,6 +239,22 @@ SCALE_KEYS = (
 )
 
 
+def finetune_part(scale: dict) -> str | None:
+    """What the scale column says about GAN decoder fine-tuning (None: nothing recorded)."""
+    if scale.get("finetune") == "not applicable":
+        return FT_NOT_APPLICABLE
+    if scale.get("fine_tuned") is False:
+        return NOT_FINE_TUNED
+    if scale.get("fine_tuned"):
+        budget = [f"{fmt_number(scale[k])} {unit}" for k, unit in
+                  (("finetune_steps", "steps"), ("finetune_epochs", "epochs"))
+                  if scale.get(k) is not None]
+        loss = [scale["finetune_loss"]] if scale.get("finetune_loss") else []
+        detail = ", ".join(budget + loss)
+        return f"GAN-fine-tuned decoder ({detail})" if detail else "GAN-fine-tuned decoder"
+    return None
+
+
 # -- reading our results ----------------------------------------------------------------------
 @dataclass
 class Result:
@@ -301,8 +332,9 @@ def scale_parts(res: Result, skip: tuple[str, ...] = ()) -> list[str]:
         if key in skip or value in (None, "", []):
             continue
         parts.append(template.format(fmt_number(value) if not isinstance(value, str) else value))
-    if res.scale.get("fine_tuned") is False:
-        parts.append(NOT_FINE_TUNED)
+    ft = finetune_part(res.scale)
+    if ft:
+        parts.append(ft)
     if res.scale.get("random_labels"):
         parts.append("random labels")
     return parts
@@ -382,20 +414,35 @@ def short_provenance(res: Result) -> str:
 def sources_for(row: dict, table: dict, primary: str) -> list[str]:
     sources = row.get("source", table.get("source", "gen_primary"))
     sources = [sources] if isinstance(sources, str) else list(sources)
-    return [s.replace(PRIMARY, primary) if s.endswith(PRIMARY) else s for s in sources]
+    out = []
+    for s in sources:
+        tail = TRAINED_DECODER if s.endswith(TRAINED_DECODER) else ""
+        head = s[: len(s) - len(tail)]
+        out.append((head.replace(PRIMARY, primary) if head.endswith(PRIMARY) else head) + tail)
+    return out
 
 
-def row_values(row: dict, table: dict, found: list[Result]) -> tuple[dict, list[str]]:
-    """Our values for one row from one experiment's metric files, and the notes they carry."""
+def row_values(row: dict, table: dict, found: list[Result],
+               column_results: dict | None = None) -> tuple[dict, list[str]]:
+    """Our values for one row from one experiment's metric files, and the notes they carry.
+    ``column_results``: column -> (metric key, Result or None) for the table's
+    ``column_sources`` (a column read from another metric file than the row's)."""
     notes: list[str] = []
+    column_results = column_results or {}
     if row.get("needs_finetune") and not all(r.scale.get("fine_tuned") for r in found):
-        ours = dict.fromkeys(table["columns"], NOT_FINE_TUNED)
+        not_ft = FT_NOT_APPLICABLE if any(finetune_part(r.scale) == FT_NOT_APPLICABLE
+                                          for r in found) else NOT_FINE_TUNED
+        ours = dict.fromkeys(table["columns"], not_ft)
     else:
         ours = {}
         for key in table["columns"]:
             value = None
-            for res in found:
-                value, note = lookup(res, key)
+            candidates, metric_key = found, key
+            if key in column_results:
+                metric_key, other = column_results[key]
+                candidates = [other] if other is not None else []
+            for res in candidates:
+                value, note = lookup(res, metric_key)
                 if isinstance(value, (int, float)) and key in PERCENT:
                     value = 100.0 * value
                 if value is not None:
@@ -425,6 +472,15 @@ def role_experiments(roles: dict, role: str) -> list[str]:
     return [experiments] if isinstance(experiments, str) else list(experiments)
 
 
+def column_results(table: dict, results: dict, experiment: str, primary: str) -> dict:
+    """column -> (metric key, that experiment's Result of the column's own source or None)."""
+    out = {}
+    for key, (source, metric_key) in table.get("column_sources", {}).items():
+        name = sources_for({"source": source}, table, primary)[0]
+        out[key] = (metric_key, results.get((experiment, name)))
+    return out
+
+
 def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Line]:
     """``roles`` maps a role to one experiment or to a list (seeds: mean ± sd over them)."""
     table = PAPER[stem]
@@ -446,7 +502,8 @@ def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Lin
                               dict.fromkeys(table["columns"], NOT_RUN), "", [],
                               protocol=protocol))
             continue
-        values = [row_values(row, table, found) for _, found in runs]
+        values = [row_values(row, table, found, column_results(table, results, exp, primary))
+                  for exp, found in runs]
         notes = list(dict.fromkeys(n for _, ns in values for n in ns))
         if len(runs) == 1:
             ours, label, scale = values[0][0], runs[0][0], describe_scale(runs[0][1])

@@ -308,11 +308,14 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def check_resumable(saved: dict, cfg: Config, path: Path) -> None:
+def check_resumable(saved: dict, cfg: Config, path: Path,
+                    allowed: tuple[str, ...] = RESUMABLE_CHANGES) -> None:
+    """Refuse to resume under a config that differs from the saved one, except for the keys
+    (or key prefixes) in ``allowed``."""
     old, new = config_mod.flatten(saved), config_mod.flatten(config_mod.to_dict(cfg))
     changed = sorted(
         k for k in set(old) | set(new)
-        if old.get(k) != new.get(k) and not any(k.startswith(p) for p in RESUMABLE_CHANGES)
+        if old.get(k) != new.get(k) and not any(k.startswith(p) for p in allowed)
     )
     if changed:
         detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)

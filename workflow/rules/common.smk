@@ -110,6 +110,7 @@ def experiment_table(cfg: dict) -> tuple[dict, dict]:
         lib = library_config(
             merged["config"], merged["set"], f"config key 'experiments.{name}'"
         )
+        merged["finetune"] = finetune_flag(name, spec, merged, lib)
         if "trajectory" in merged["analyses"] and MODALITY[lib.data.kind] != "images":
             raise WorkflowError(
                 f"config key 'experiments.{name}.analyses': trajectory draws decoded images; "
@@ -117,6 +118,26 @@ def experiment_table(cfg: dict) -> tuple[dict, dict]:
             )
         table[name], libs[name] = merged, lib
     return table, libs
+
+
+def finetune_flag(name: str, spec: dict, merged: dict, lib) -> bool:
+    """Whether the GAN decoder fine-tuning stage runs. The paper fine-tunes image decoders
+    only: molecule/crystal experiments are never fine-tuned (their tables say "not
+    applicable"), and asking for it explicitly is an error; an image experiment needs a
+    budget (finetune.epochs or finetune.steps) in its library config."""
+    if MODALITY[lib.data.kind] != "images":
+        if spec.get("finetune"):
+            raise WorkflowError(
+                f"config key 'experiments.{name}.finetune': {lib.data.kind} experiment: the "
+                "paper fine-tunes only the image decoder (App. A); set it to false"
+            )
+        return False
+    if merged["finetune"] and not (lib.finetune.epochs or lib.finetune.steps):
+        raise WorkflowError(
+            f"config key 'experiments.{name}.finetune': true, but {merged['config']} sets "
+            "no budget (finetune.epochs and finetune.steps are 0)"
+        )
+    return bool(merged["finetune"])
 
 
 def library_config(path: str, overrides: list, where: str):
@@ -223,6 +244,12 @@ def library_files(exp: str) -> list:
     return [str(f) for f in unite.config.config_files(EXPERIMENTS[exp]["config"])]
 
 
+def finetune_run_dir(exp: str) -> str:
+    """Fine-tuning's own folder (resumable state) inside the training run's, one per setting
+    of the `finetune` section (unite.config.finetune_run_name)."""
+    return f"{run_dir(exp)}/{unite.config.finetune_run_name(LIB[exp])}"
+
+
 def ckpt_path(exp: str, stage: str) -> str:
     folder = {"trained": "checkpoints", "finetuned": "finetuned"}[stage]
     return f"{RESULTS}/{folder}/{exp}/{stage}.pt"
@@ -239,6 +266,30 @@ def recon_stages(exp: str) -> list:
 
 def train_metrics(exp: str) -> str:
     return f"{RESULTS}/checkpoints/{exp}/train_metrics.jsonl"
+
+
+def finetune_metrics(exp: str) -> str:
+    return f"{RESULTS}/finetuned/{exp}/finetune_metrics.jsonl"
+
+
+def finetune_curves(exp: str) -> str:
+    return f"{RESULTS}/figures/{exp}/finetune_curves.png"
+
+
+def decodes_before_finetune(exp: str) -> bool:
+    """Table 1's "before fine-tuning" gFID: the primary protocol's latents decoded again with
+    the trained (not fine-tuned) decoder."""
+    return EXPERIMENTS[exp]["finetune"] and modality(exp) == "images"
+
+
+def trained_decoder_samples(exp: str, protocol: str) -> str:
+    return f"{RESULTS}/samples/{exp}/{protocol}_trained_decoder.npz"
+
+
+def latents_args(wildcards) -> str:
+    """Sampling keeps the final latents where `decode` needs them."""
+    keep = wildcards.protocol == PRIMARY and decodes_before_finetune(wildcards.exp)
+    return "--save-latents" if keep else ""
 
 
 def recon(exp: str, stage: str) -> str:
@@ -447,6 +498,8 @@ def experiment_metrics(exp: str) -> list:
     files = [metric(exp, f"gen_{p}") for p in EXPERIMENTS[exp]["protocols"]]
     if "adm" in FID_PROTOCOLS and modality(exp) == "images":
         files += [metric(exp, f"adm_{p}") for p in EXPERIMENTS[exp]["protocols"]]
+    if decodes_before_finetune(exp):
+        files.append(metric(exp, f"gen_{PRIMARY}_trained_decoder"))
     files += [metric(exp, f"recon_{s}") for s in recon_stages(exp)]
     if EXPERIMENTS[exp]["cfg_sweep"] and modality(exp) == "images":
         files.append(metric(exp, "cfg_sweep"))
@@ -469,6 +522,8 @@ def experiment_figures(exp: str) -> list:
         ]
     else:  # generated molecules / crystal unit cells, marked by validity
         files.append(f"{RESULTS}/figures/{exp}/structures.png")
+    if EXPERIMENTS[exp]["finetune"]:
+        files.append(finetune_curves(exp))
     return files
 
 
@@ -490,7 +545,8 @@ def experiment_stage_files(exp: str) -> dict:
         "finetune": (
             [ckpt_path(exp, "finetuned")] if EXPERIMENTS[exp]["finetune"] else []
         ),
-        "sample": [samples(exp, p) for p in EXPERIMENTS[exp]["protocols"]],
+        "sample": [samples(exp, p) for p in EXPERIMENTS[exp]["protocols"]]
+        + ([trained_decoder_samples(exp, PRIMARY)] if decodes_before_finetune(exp) else []),
         "reconstruct": [recon(exp, s) for s in recon_stages(exp)],
         "evaluate": [f for f in metrics if f.startswith(f"{RESULTS}/metrics/")],
         "analyze": [f for f in metrics if f.startswith(f"{RESULTS}/analysis/")],

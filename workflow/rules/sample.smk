@@ -21,10 +21,11 @@ rule sample_shard:
         py=PYTHON,
         size=lambda wc: sample_size_args(wc.exp, wc.protocol),
         protocol=lambda wc: protocol_args(wc.protocol),
+        latents=latents_args,
     shell:
         "{params.py:q} -m unite sample --ckpt {input:q} --out {output:q} {params.size} "
         "{params.protocol} --shard {wildcards.shard} --num-shards {wildcards.nshards} "
-        "> {log} 2>&1"
+        "{params.latents} > {log} 2>&1"
 
 
 rule gather:

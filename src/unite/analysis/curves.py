@@ -1,5 +1,6 @@
 """Training dynamics (paper Fig. 4): reconstruction and flow losses (and validation metrics)
-against the optimizer step, read from a run's ``metrics.jsonl``.
+against the optimizer step, read from a run's ``metrics.jsonl``. The same reader draws a GAN
+fine-tuning run's log (generator/discriminator losses, logits, adaptive weight).
 
 The log is read leniently because it is written by a live process: blank lines are ignored,
 a truncated or malformed line (a run killed mid-write) is skipped and counted, records
@@ -18,6 +19,11 @@ from unite.errors import UserError
 LOSS_PANELS = (
     ("reconstruction loss", ("recon", "l1", "lpips")),
     ("flow (denoising) loss", ("flow",)),
+    # GAN decoder fine-tuning (unite.finetune); absent from joint-training logs
+    ("generator adversarial loss", ("g_adv",)),
+    ("discriminator loss", ("d_loss",)),
+    ("discriminator logits", ("d_real", "d_fake")),
+    ("adversarial weight", ("adv_weight",)),
 )
 VAL_NAMES = {"val_psnr": "validation PSNR (dB)", "val_l1": "validation L1",
              "val_fid": "validation FID", "val_latent_std": "latent std across val items"}
@@ -103,7 +109,8 @@ def plot_curves(curves, title: str, png, smooth: float = 0.0) -> None:
                for f in sorted(curves) if f.startswith("val_")]
     panels = [(name, fields) for name, fields in panels if fields]
     if not panels:
-        raise UserError("the metrics file has none of the fields recon, l1, lpips, flow, val_*")
+        known = ", ".join(f for _, fields in LOSS_PANELS for f in fields)
+        raise UserError(f"the metrics file has none of the fields {known}, val_*")
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.8 * nrows), squeeze=False)

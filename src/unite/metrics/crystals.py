@@ -43,7 +43,8 @@ ANGLE_RANGE = (50.0, 130.0)  # degrees (FlowMM/ADiT "safe crystal")
 MAX_OX_COMBINATIONS = 1e7
 MATCHER_TOLERANCES = {"stol": 0.5, "ltol": 0.3, "angle_tol": 10}
 META_KEYS = ("dataset", "model_size", "decoder_size", "train_steps", "fine_tuned", "solver",
-             "steps", "nfe", "cfg", "interval", "seed", "use_ema", "split", "weight_sharing")
+             "steps", "nfe", "cfg", "interval", "seed", "use_ema", "split", "weight_sharing",
+             "finetune")  # "finetune": "not applicable" (the paper fine-tunes images only)
 
 
 def matcher():

@@ -39,7 +39,8 @@ PAPER_NUM_SAMPLES = 10_000  # generated molecules in the paper's protocol
 QM9_TEST_SIZE = 12_831
 FIELDS = ("atom_types", "positions")
 META_KEYS = ("dataset", "model_size", "decoder_size", "train_steps", "fine_tuned", "solver",
-             "steps", "nfe", "cfg", "interval", "seed", "use_ema", "split", "weight_sharing")
+             "steps", "nfe", "cfg", "interval", "seed", "use_ema", "split", "weight_sharing",
+             "finetune")  # "finetune": "not applicable" (the paper fine-tunes images only)
 
 
 def _quiet_chemistry_logs() -> None:
