@@ -273,7 +273,8 @@ def finetune_metrics(exp: str) -> str:
 
 
 def finetune_curves(exp: str) -> str:
-    return f"{RESULTS}/figures/{exp}/finetune_curves.png"
+    """In the fine-tuning stage's own folder (DVC: one output folder per stage)."""
+    return f"{RESULTS}/finetuned/{exp}/finetune_curves.png"
 
 
 def decodes_before_finetune(exp: str) -> bool:
@@ -522,13 +523,15 @@ def experiment_figures(exp: str) -> list:
         ]
     else:  # generated molecules / crystal unit cells, marked by validity
         files.append(f"{RESULTS}/figures/{exp}/structures.png")
-    if EXPERIMENTS[exp]["finetune"]:
-        files.append(finetune_curves(exp))
     return files
 
 
 def figure_files() -> list:
-    return [f for exp in EXPERIMENTS for f in experiment_figures(exp)]
+    """Every figure `all` asks for (the fine-tuning curves live in the finetune stage's
+    folder)."""
+    return [f for exp in EXPERIMENTS for f in experiment_figures(exp)] + [
+        finetune_curves(exp) for exp in EXPERIMENTS if EXPERIMENTS[exp]["finetune"]
+    ]
 
 
 def experiment_rows(exp: str) -> str:
@@ -543,7 +546,9 @@ def experiment_stage_files(exp: str) -> dict:
     return {
         "train": [ckpt_path(exp, "trained"), train_metrics(exp)],
         "finetune": (
-            [ckpt_path(exp, "finetuned")] if EXPERIMENTS[exp]["finetune"] else []
+            [ckpt_path(exp, "finetuned"), finetune_metrics(exp), finetune_curves(exp)]
+            if EXPERIMENTS[exp]["finetune"]
+            else []
         ),
         "sample": [samples(exp, p) for p in EXPERIMENTS[exp]["protocols"]]
         + ([trained_decoder_samples(exp, PRIMARY)] if decodes_before_finetune(exp) else []),
@@ -570,7 +575,7 @@ def stage_files() -> dict:
     }
     for stage in ("train", "finetune", "sample", "reconstruct", "evaluate", "analyze"):
         stages[stage] = [f for e in EXPERIMENTS for f in per_exp[e][stage]]
-    stages["figures"] = figure_files()
+    stages["figures"] = [f for e in EXPERIMENTS for f in per_exp[e]["figures"]]
     stages["tables"] = table_files()
     return stages
 
