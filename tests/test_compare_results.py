@@ -31,6 +31,8 @@ def run_a(tmp_path):
              meta=np.str_(json.dumps({"nfe": 50})))
     torch.save({"model": {"w": torch.ones(3)}, "config": {"name": "digits"}, "step": 40},
                root / "checkpoints" / "digits" / "trained.pt")
+    torch.save({"state_dict": {"fc": torch.zeros(2)}, "classes": 10},  # not a UNITE checkpoint
+               root / "classifier.pt")
     (root / "logs").mkdir()
     (root / "logs" / "train.log").write_text("took 12.3 s\n")
     return root
@@ -48,7 +50,7 @@ def test_identical_runs_have_no_differences(run_a, tmp_path):
     record["samples_per_s"] = 55.0  # nor is throughput
     (b / "checkpoints/digits/train_metrics.jsonl").write_text(json.dumps(record) + "\n")
     diffs, n = compare.compare_folders(run_a, b)
-    assert n == 6 and diffs.lines == []
+    assert n == 7 and diffs.lines == []
 
 
 def test_every_kind_of_difference_is_named(run_a, tmp_path):
@@ -64,6 +66,7 @@ def test_every_kind_of_difference_is_named(run_a, tmp_path):
     torch.save({"model": {"w": torch.tensor([1.0, 1.0, 1.5])}, "config": {"name": "digits"},
                 "step": 40}, b / "checkpoints" / "digits" / "trained.pt")
     (b / "tables" / "extra.csv").write_text("x\n1\n")
+    torch.save({"state_dict": {"fc": torch.ones(2)}, "classes": 10}, b / "classifier.pt")
 
     diffs, _ = compare.compare_folders(run_a, b)
     text = "\n".join(diffs.lines)
@@ -74,7 +77,8 @@ def test_every_kind_of_difference_is_named(run_a, tmp_path):
     assert "samples.npz: meta.nfe: 50 != 52" in text
     assert "checkpoints/digits/trained.pt: model.w: max |difference| 0.5" in text
     assert "tables/extra.csv: only in B" in text
-    assert len(diffs.files_differing) == 6
+    assert "classifier.pt: state_dict.fc: max |difference| 1" in text
+    assert len(diffs.files_differing) == 7
 
 
 def test_tolerance_absorbs_small_numeric_differences(run_a, tmp_path):
@@ -91,7 +95,7 @@ def test_command_exit_status(run_a, tmp_path, capsys):
 
     b = copy_of(run_a, tmp_path / "b")
     main(["compare", str(run_a), str(b)])  # no SystemExit: identical
-    assert "6 files in both; 0 differ" in capsys.readouterr().out
+    assert "7 files in both; 0 differ" in capsys.readouterr().out
     (b / "tables" / "table1.md").unlink()
     with pytest.raises(SystemExit) as exit_info:
         main(["compare", str(run_a), str(b)])

@@ -58,6 +58,16 @@ def test_analyze_curves_writes_summary_and_figure(tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def test_curves_record_names_the_run_as_given_not_its_absolute_path(tmp_path, monkeypatch):
+    # two identical runs in two clones must write identical results files
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+    _write(tmp_path / "run" / "metrics.jsonl", LINES)
+    main(["analyze", "curves", "--metrics", "run/metrics.jsonl", "--out", "curves.json"])
+    res = json.loads((tmp_path / "curves.json").read_text())
+    assert res["scale"]["run"] == "run" and res["experiment"] == "run"
+
+
 def test_analyze_curves_without_the_file_is_a_user_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["analyze", "curves", "--metrics", str(tmp_path / "nope.jsonl"),

@@ -197,10 +197,19 @@ def _tensors(obj, prefix: str = "") -> dict:
     return {prefix: obj}
 
 
-def compare_checkpoint(pa: Path, pb: Path, diffs: Differences) -> list[str]:
-    from unite.checkpoint import read
+def _load_pt(path: Path):
+    """Any torch file of a run (UNITE checkpoints, the digits classifier): tensors only when
+    that suffices, else the full pickle (these are the user's own results)."""
+    import torch
 
-    ta, tb = _tensors(read(pa)), _tensors(read(pb))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def compare_checkpoint(pa: Path, pb: Path, diffs: Differences) -> list[str]:
+    ta, tb = _tensors(_load_pt(pa)), _tensors(_load_pt(pb))
     found = [f"{k}: only in {'B' if k in tb else 'A'}" for k in sorted(ta.keys() ^ tb.keys())]
     for key in sorted(ta.keys() & tb.keys()):
         a, b = ta[key], tb[key]

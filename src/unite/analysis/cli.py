@@ -251,7 +251,9 @@ def run_curves(args) -> None:
     records, flags = read_metrics(args.metrics)
     curves = series(records)
     run_dir = Path(args.metrics).resolve().parent
-    name, scale = run_dir.name, {"run": str(run_dir)}
+    # the run folder as given (relative in the workflow): a results file must not depend on
+    # where the clone sits, or two identical runs would differ (`python -m unite compare`)
+    name, scale = run_dir.name, {"run": str(Path(args.metrics).parent)}
     cfg_file = run_dir / "config.yaml"
     if cfg_file.is_file():  # informative only: never fail a plot on the run's config
         try:

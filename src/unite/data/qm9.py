@@ -11,6 +11,7 @@ through ``data.root``.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import importlib.util
 import json
 from pathlib import Path
@@ -135,7 +136,10 @@ def prepare(cfg: Config, out_path: str | Path, limit: int | None = None) -> dict
         raise UserError(f"data.max_atoms must be >= {MAX_ATOMS} for QM9, got {cfg.data.max_atoms}")
     folder = qm9pack_folder()
     types, pos, index = read_qm9pack(folder, limit)
-    return write_prepared(out_path, types, pos, index, cfg.data.seed, f"qm9pack:{folder}")
+    # the package and its version, not the install path: the prepared file should not depend
+    # on where the environment lives
+    source = f"qm9pack {importlib.metadata.version('qm9pack')}: data/qm9_part*.csv"
+    return write_prepared(out_path, types, pos, index, cfg.data.seed, source)
 
 
 def load_prepared(path: str | Path) -> dict:
