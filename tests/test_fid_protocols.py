@@ -163,6 +163,11 @@ def test_fid_independent_of_feature_batch_size_and_shard_count(weights, tmp_path
         assert value == pytest.approx(first, rel=1e-6, abs=1e-9), key
 
 
+# what `unite finetune` records in a fine-tuned checkpoint's meta (unite.finetune.scale_fields)
+FINETUNED = {"steps": 5, "epochs": 1, "gan_loss": "hinge", "adaptive_weight": True,
+             "disc_weight": 0.5}
+
+
 def test_samples_from_a_checkpoint_carry_every_provenance_field(weights, tmp_path):
     """`unite sample` from a checkpoint, then `evaluate images`: nothing required is missing."""
     import torch as th
@@ -177,7 +182,7 @@ def test_samples_from_a_checkpoint_carry_every_provenance_field(weights, tmp_pat
     ckpt = tmp_path / "last.pt"
     checkpoint.save_atomic({"model": sd, "ema": sd, "optimizers": [], "scheduler": None,
                             "step": 7, "rng": None, "config": config.to_dict(cfg),
-                            "meta": {"fine_tuned": True}}, ckpt)
+                            "meta": {"fine_tuned": True, "finetune": FINETUNED}}, ckpt)
     samples = tmp_path / "s.npz"
     cli.main(["sample", "--ckpt", str(ckpt), "--out", str(samples), "--per-class", "1",
               "--solver", "heun", "--steps", "2", "--cfg", "1.5", "--seed", "3", "--device", "cpu"])
