@@ -29,7 +29,7 @@ def ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp("run") / "last.pt"
     checkpoint.save_atomic({"model": model.state_dict(), "ema": ema, "optimizers": [],
                             "scheduler": None, "step": 11, "rng": None,
-                            "config": config.to_dict(cfg), "meta": {"fine_tuned": True}}, path)
+                            "config": config.to_dict(cfg), "meta": {"fine_tuned": True, "finetune": {"steps": 5, "epochs": 1, "gan_loss": "hinge", "adaptive_weight": True, "disc_weight": 0.5}}}, path)
     return path
 
 

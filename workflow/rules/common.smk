@@ -551,7 +551,11 @@ def experiment_stage_files(exp: str) -> dict:
             else []
         ),
         "sample": [samples(exp, p) for p in EXPERIMENTS[exp]["protocols"]]
-        + ([trained_decoder_samples(exp, PRIMARY)] if decodes_before_finetune(exp) else []),
+        + (
+            [trained_decoder_samples(exp, PRIMARY)]
+            if decodes_before_finetune(exp)
+            else []
+        ),
         "reconstruct": [recon(exp, s) for s in recon_stages(exp)],
         "evaluate": [f for f in metrics if f.startswith(f"{RESULTS}/metrics/")],
         "analyze": [f for f in metrics if f.startswith(f"{RESULTS}/analysis/")],
