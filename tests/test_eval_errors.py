@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_helpers import user_error
 from unite import cli
 from unite.metrics import digits_classifier as dc
 from unite.metrics import images as im
@@ -14,12 +15,7 @@ from unite.sampling import write_sample_file
 
 
 def fail(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "Traceback" not in err
-    return err
+    return user_error(argv, capsys, one_line=False)
 
 
 @pytest.fixture(scope="module")

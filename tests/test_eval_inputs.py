@@ -13,20 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from cli_helpers import user_error as refused
 from unite import cli, tables
 from unite.metrics import digits_classifier as dc
 from unite.metrics.inputs import INPUT_FLAG
 from unite.sampling import write_sample_file
-
-
-def refused(argv, capsys) -> str:
-    """Run the CLI; it must exit 2 with a single 'error:' line."""
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 # -- images ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from cli_helpers import user_error as one_line_error
 from training_helpers import SyntheticImages, tiny_config
 from unite import checkpoint, cli
 from unite import config as config_mod
@@ -29,15 +30,6 @@ TINY_CLI = ["model.depth=1", "model.width=32", "model.heads=2", "model.decoder_d
             "model.decoder_width=32", "model.decoder_heads=2", "train.batch_size=8",
             "train.flow_steps_per_recon=1", "train.flow_chunk=1", "train.warmup_steps=1",
             "train.log_every=1", "train.eval_samples=8"]
-
-
-def one_line_error(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 def trainer(run: Path, steps: int, *extra: str) -> subprocess.Popen:

@@ -274,9 +274,9 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
         check_resumable,
         evaluate,
         make_loader,
+        restore_rng,
         rng_state,
         seed_everything,
-        set_rng_state,
         truncate_metrics,
     )
 
@@ -348,11 +348,7 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
             opt.load_state_dict(state)
         disc_opt.load_state_dict(saved["disc_optimizer"])
         step = int(saved["step"])
-        if len(saved["rng"]) == env.world:
-            set_rng_state(saved["rng"][env.rank], dev)
-        elif env.is_main:
-            print(f"warning: {len(saved['rng'])} RNG states for {env.world} ranks; random "
-                  "streams restart (not an exact resume)", file=sys.stderr)
+        restore_rng(saved["rng"], env, dev)
         del saved
     if env.is_main:
         run.mkdir(parents=True, exist_ok=True)

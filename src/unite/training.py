@@ -308,6 +308,16 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def restore_rng(states: list, env, device: torch.device) -> None:
+    """This rank's RNG state from a checkpoint that saved one per rank; with another world
+    size the streams restart, which is said once (the resume is then not exact)."""
+    if len(states) == env.world:
+        set_rng_state(states[env.rank], device)
+    elif env.is_main:
+        print(f"warning: checkpoint has {len(states)} RNG states for {env.world} ranks; "
+              "random streams restart (not an exact resume)", file=sys.stderr)
+
+
 def check_resumable(saved: dict, cfg: Config, path: Path,
                     allowed: tuple[str, ...] = RESUMABLE_CHANGES) -> None:
     """Refuse to resume under a config that differs from the saved one, except for the keys
@@ -449,12 +459,7 @@ def _train(cfg, out, env, progress, datasets, after_step) -> dict:
         for opt, state in zip(optimizers, saved["optimizers"]):
             opt.load_state_dict(state)
         step = int(saved["step"])
-        rngs = saved["rng"]
-        if len(rngs) == env.world:
-            set_rng_state(rngs[env.rank], dev)
-        elif env.is_main:
-            print(f"warning: checkpoint has {len(rngs)} RNG states for {env.world} ranks; "
-                  "random streams restart (not an exact resume)", file=sys.stderr)
+        restore_rng(saved["rng"], env, dev)
         del saved
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
