@@ -50,7 +50,7 @@ def test_guidance_only_inside_interval():
     assert len(calls) == 10 == f.nfe
     for times, has_null, n_null, batch in calls:
         (t,) = times
-        inside = lo <= t <= hi
+        inside = lo < t < hi
         assert has_null == inside, f"t={t}"
         assert batch == (4 if inside else 2) and n_null == (2 if inside else 0)
     guided = sum(1 for c in calls if c[1])
@@ -64,11 +64,20 @@ def test_guided_prediction_formula_and_boundaries():
     z = torch.zeros(1, 16, 4)
     inside = f.x_prediction(z, 0.4)
     torch.testing.assert_close(inside, torch.full_like(z, UNCOND + 2.5 * (COND - UNCOND)))
-    for t in (0.2, 0.6):  # closed interval
+    for t in (0.21, 0.59):
         assert f.guided_at(t)
-    for t in (0.19, 0.61, 0.0, 1.0):
+    # open interval, as the released code: the end points themselves are not guided
+    for t in (0.2, 0.6, 0.19, 0.61, 0.0, 1.0):
         assert not f.guided_at(t)
         torch.testing.assert_close(f.x_prediction(z, t), torch.full_like(z, COND))
+
+
+def test_interval_from_zero_includes_t0_but_never_t1():
+    """[0, 1.0) in the released code: t = 0 is guided, the final t = 1.0 evaluation is not."""
+    model, _ = spy_model()
+    f = GuidedVelocity(model, torch.tensor([1]), cfg_scale=2.5, interval=(0.0, 1.0), clamp=0.05)
+    assert f.guided_at(0.0) and f.guided_at(0.999)
+    assert not f.guided_at(1.0)
 
 
 def test_scale_one_never_runs_unconditional_pass():
@@ -95,5 +104,6 @@ def test_real_model_w1_equals_conditional(solver):
     np.testing.assert_array_equal(a["images"], b["images"])
     assert stats["network_passes"] == stats["nfe"]
     c, stats = generate_with_stats(model, cfg, labels, cfg_scale=4.0, interval=(0.0, 1.0), **kw)
-    assert stats["network_passes"] == 2 * stats["nfe"]
+    # every evaluation is guided except Heun's final one at exactly t = 1.0
+    assert stats["network_passes"] == 2 * stats["nfe"] - (1 if solver == "heun" else 0)
     assert not np.array_equal(a["images"], c["images"])

@@ -73,3 +73,46 @@ def test_sample_user_errors(ckpt, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("error:") == len(bad)
     assert not (tmp_path / "x.npz").exists()
+
+
+def sweep_file(path, best=2.4):
+    record = {"experiment": "sample-test", "kind": "cfg_sweep",
+              "metrics": {"best_cfg": best, "best_fid": 9.0, "fid_key": "fid",
+                          "scales_evaluated": [1.0, 1.2, 2.4, 4.0], "points": []},
+              "scale": {"num_samples": 10000, "solver": "dopri5", "steps": None}}
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_cfg_from_a_sweep_samples_at_its_best_w_and_records_how(ckpt, tmp_path):
+    """The workflow's 50K runs read w from the sweep when they run (`--cfg-from`)."""
+    out = tmp_path / "best.npz"
+    cli.main(["sample", "--ckpt", str(ckpt), "--out", str(out), "--per-class", "1",
+              "--solver", "euler", "--steps", "2", "--device", "cpu",
+              "--cfg-from", str(sweep_file(tmp_path / "sweep.json"))])
+    _, meta = read_sample_file(out)
+    assert meta["cfg"] == 2.4 and meta["cfg_source"] == "sweep"
+    assert meta["cfg_selection"] == ("w = 2.4: lowest fid of a sweep over w = 1-4 (4 scales), "
+                                     "10000 samples per scale, dopri5")
+    assert meta["network_passes"] == 2 * meta["nfe"] - 1  # t = 0 is outside [0.1, 1.0]
+    plain = tmp_path / "plain.npz"
+    cli.main(["sample", "--ckpt", str(ckpt), "--out", str(plain), "--per-class", "1",
+              "--solver", "euler", "--steps", "2", "--device", "cpu"])
+    _, meta = read_sample_file(plain)
+    assert (meta["cfg"], meta["cfg_source"], meta["cfg_selection"]) == (
+        1.0, "sample.cfg", "unguided (w = 1)")
+
+
+def test_cfg_from_mistakes_are_one_line_errors(ckpt, tmp_path, capsys):
+    not_a_sweep = tmp_path / "gen.json"
+    not_a_sweep.write_text(json.dumps({"kind": "gen_images", "metrics": {}}))
+    cases = [["--cfg-from", str(tmp_path / "missing.json")], ["--cfg-from", str(not_a_sweep)],
+             ["--cfg", "2", "--cfg-from", str(sweep_file(tmp_path / "s.json"))]]
+    for extra in cases:
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["sample", "--ckpt", str(ckpt), "--out", str(tmp_path / "x.npz"),
+                      "--device", "cpu", *extra])
+        assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and "not a cfg_sweep result" in err and "not both" in err
+    assert not (tmp_path / "x.npz").exists()

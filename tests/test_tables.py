@@ -56,10 +56,10 @@ def test_our_number_sits_beside_the_papers_with_its_scale(results):
                                      "heun-balanced"))
     b = rows["UNITE-B"]
     adm_cols = {"fid_adm": None, "is_adm": None, "precision_adm": None, "recall_adm": None}
-    assert b.paper == {"fid": 2.12, "fid_before_ft": 2.12, "is": 294.1, "best_fid": 2.12,
-                       "best_cfg": None, **adm_cols}
-    assert b.ours == {"fid": 12.3456, "fid_before_ft": None, "is": 7.5, "best_fid": None,
-                      "best_cfg": None, **adm_cols}
+    assert b.paper == {"fid": 2.12, "fid_before_ft": 2.12, "is": 294.1, "cfg": None,
+                       "best_fid": 2.12, "best_cfg": None, **adm_cols}
+    assert b.ours == {"fid": 12.3456, "fid_before_ft": None, "is": 7.5, "cfg": None,
+                      "best_fid": None, "best_cfg": None, **adm_cols}
     assert b.experiment == "digits"
     for part in ("digits", "model tiny", "600 steps", "100 samples", "heun", "NFE 50",
                  "not fine-tuned"):
@@ -135,15 +135,70 @@ def test_a_role_run_with_several_seeds_shows_mean_and_spread(results):
     assert "mean ± sd over 2 runs" in line.scale
 
 
-def test_the_guidance_sweep_fills_the_best_cfg_columns(results):
+def test_the_gfid_is_the_full_run_at_the_sweeps_w_and_says_how_w_was_picked(results):
     metric_file(results, "digits", "cfg_sweep", "cfg_sweep",
                 {"best_cfg": 2.0, "best_fid": 9.5, "fid_key": "fid_digits", "points": []},
                 {**DIGITS_SCALE, "solver": "heun"})
+    gen = json.loads((results / "metrics/digits/gen_heun-balanced.json").read_text())
+    gen["scale"] |= {"cfg": 2.0, "cfg_source": "sweep",
+                     "cfg_selection": "w = 2: lowest fid_digits of a sweep over w = 1-4"}
+    (results / "metrics/digits/gen_heun-balanced.json").write_text(json.dumps(gen))
     rows = by_row(tables.build_table("table1_generation", tables.read_results(results),
                                      {"unite-b": "digits"}, "heun-balanced"))
     b = rows["UNITE-B"]
-    assert (b.ours["fid"], b.ours["best_fid"], b.ours["best_cfg"]) == (12.3456, 9.5, 2.0)
+    assert (b.ours["fid"], b.ours["cfg"], b.ours["best_fid"], b.ours["best_cfg"]) == (
+        12.3456, 2.0, 9.5, 2.0)
+    assert "w = 2: lowest fid_digits of a sweep over w = 1-4" in b.notes
     assert "generation:" in b.scale and "cfg_sweep:" in b.scale
+
+
+def test_an_unguided_row_says_so_beside_the_papers_guided_value(results):
+    gen = json.loads((results / "metrics/digits/gen_heun-balanced.json").read_text())
+    gen["scale"]["cfg"] = 1.0  # a sample file from before the choice was recorded
+    (results / "metrics/digits/gen_heun-balanced.json").write_text(json.dumps(gen))
+    found = tables.read_results(results)
+    t1 = by_row(tables.build_table("table1_generation", found, {"unite-b": "digits"},
+                                   "heun-balanced"))
+    assert t1["UNITE-B"].ours["cfg"] == 1.0
+    assert any(n.startswith("unguided (w = 1): the paper's value is at its best w")
+               for n in t1["UNITE-B"].notes)
+    t4 = by_row(tables.build_table("table4_protocol", found, {"unite-b": "digits"},
+                                   "heun-balanced"))
+    # Table 4's paper rows do not claim a best w: no "not like for like" there
+    assert "unguided (w = 1)" in t4["Heun, 50 steps, balanced classes"].notes
+
+
+def test_table6_and_table2_default_rows_are_one_run(results):
+    """Recon noise s_min 0.7, shift 0.5, shared + stop-gradient and Table 2's UNITE-B: the
+    same 120-epoch experiment, as in the paper's Table 6."""
+    t6 = tables.PAPER["table6_ablations"]["rows"]
+    default_rows = [r["role"] for r in t6 if "(default)" in r["row"] or "(UNITE" in r["row"]]
+    t2 = {r["row"]: r.get("role") for r in tables.PAPER["table2_reconstruction"]["rows"]}
+    assert len(default_rows) == 3 and set(default_rows) == {t2["UNITE-B"]} == {"unite-b-120ep"}
+    roles = {r.get("role") for t in tables.PAPER.values() for r in t["rows"]}
+    assert "unite-b-noise0.7" not in roles  # the paper's sigma = 0.7 row is the base run
+    rows = by_row(tables.build_table("table6_ablations", tables.read_results(results),
+                                     {"unite-b-120ep": "digits"}, "heun-balanced"))
+    filled = [r for r, ln in rows.items() if ln.experiment == "digits"]
+    assert len(filled) == 3 and all(rows[r].ours["fid"] == 12.3456 for r in filled)
+
+
+def test_rows_from_runs_of_another_length_are_marked_not_like_for_like(results):
+    metric_file(results, "long", "gen_heun-balanced", "gen_images", {"fid_digits": 5.0},
+                {**DIGITS_SCALE, "train_steps": 1200})
+    metric_file(results, "long", "recon_trained", "recon_images", {"rfid_digits": 2.0},
+                {**DIGITS_SCALE, "train_steps": 1200})
+    roles = {"unite-b-120ep": "digits", "unite-b-shift0.75": "long"}
+    found = tables.read_results(results)
+    rows = by_row(tables.build_table("table6_ablations", found, roles, "heun-balanced"))
+    shifted = rows["time shift a = 0.75"]
+    assert shifted.ours["fid"] == 5.0
+    assert shifted.notes[0] == (f"{tables.NOT_LIKE_FOR_LIKE}: trained 1200 steps, the "
+                                "unite-b-120ep row 600")
+    assert not any(tables.NOT_LIKE_FOR_LIKE in n for n in rows["time shift a = 0.5 (default)"].notes)
+    md = tables.to_markdown("table6_ablations", list(rows.values()))
+    assert md.splitlines()[2].startswith(f"**Warning: {tables.NOT_LIKE_FOR_LIKE}.**")
+    assert "time shift a = 0.75" in md.splitlines()[2]
 
 
 def test_a_checkpoint_that_was_not_fine_tuned_reads_not_fine_tuned(results):
@@ -222,7 +277,7 @@ def test_every_table_is_written_in_three_formats(results, tmp_path):
     tex = (out / "table6_ablations.tex").read_text()
     assert r"\begin{tabular}" in tex and "not run" in tex
     # every paper row of Table 6 that nobody ran says so
-    assert (out / "table6_ablations.md").read_text().count("not run") >= 3 * 12
+    assert (out / "table6_ablations.md").read_text().count("not run") >= 4 * 11
 
 
 def test_unknown_role_is_a_user_error():

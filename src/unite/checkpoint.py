@@ -71,7 +71,7 @@ def load_model(path: str | Path, use_ema: bool = True, device: str | torch.devic
     from unite.models import build_model
 
     ckpt = read(path, map_location="cpu")
-    cfg = config_mod.from_dict(ckpt["config"])
+    cfg = config_mod.from_dict(config_mod.upgrade_saved(ckpt["config"]))
     model = build_model(cfg)
     ema = use_ema and ckpt.get("ema") is not None
     load_weights(model, ckpt["ema"] if ema else ckpt["model"], path, "EMA weights" if ema else "weights")

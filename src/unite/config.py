@@ -7,6 +7,7 @@ never silently falls back to a default.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
@@ -67,6 +68,10 @@ class ModelConfig:
     weight_sharing: bool = True  # False = separate encoder and denoiser networks
     in_context_tokens: int = 0  # class tokens prepended from block `in_context_start` on
     in_context_start: int = 4
+    # time embedding of the GE: "fourier" = the authors' code (sin/cos(2 pi W t) with fixed
+    # W ~ N(0, 1), low frequency); "sinusoid" = DiT's sin/cos of 1000 t over periods up to 1e4
+    # (this project's first version; checkpoints written before this key existed use it)
+    time_embed: str = "fourier"
     grad_checkpointing: bool = False
     # override the registry (0 = use the named size)
     depth: int = 0
@@ -97,7 +102,15 @@ class TrainConfig:
     lr: float = 1e-4
     min_lr: float = 1e-6
     warmup_steps: int = 100
+    # LR shape after warm-up: hold `lr` for `lr_hold_steps`, then a cosine down to `min_lr` over
+    # `lr_decay_steps` (0 = until train.steps), then flat at `min_lr`. 0, 0 = the paper's
+    # warm-up + cosine; the released code holds, decays over 20 epochs and stays flat.
+    lr_hold_steps: int = 0
+    lr_decay_steps: int = 0
     weight_decay: float = 0.0
+    # AdamW eps: 1e-6 as in the released code (PyTorch's default 1e-8). Muon keeps PyTorch's
+    # Newton-Schulz eps 1e-7 (the code passes 1e-6 there too: a norm floor, no effect in practice)
+    adam_eps: float = 1e-6
     muon: bool = True  # Muon for matrix weights, AdamW for the rest
     grad_clip: float = 3.0
     ema_decay: float = 0.9978
@@ -144,6 +157,9 @@ class SampleConfig:
     atol: float = 1e-6
     rtol: float = 1e-3
     use_ema: bool = True
+    # ODE sampling and decoding: fp32 (the released code samples in full precision) or bf16
+    # autocast on CUDA (faster; training keeps train.precision either way)
+    precision: str = "fp32"
 
 
 @dataclass
@@ -194,11 +210,21 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.on_corrupt": ("error", "skip"),
     "model.size": ("tiny", "S", "B", "L", "XL"),
     "model.decoder_size": ("tiny", "S", "B"),
+    "model.time_embed": ("fourier", "sinusoid"),
     "train.recon_noise.mode": ("gaussian", "interp", "none"),
     "train.flow_loss": ("x", "velocity"),
     "train.precision": ("auto", "fp32", "bf16"),
     "sample.solver": ("euler", "heun", "dopri5"),
     "finetune.gan_loss": ("hinge", "non_saturating"),
+    "sample.precision": ("fp32", "bf16"),
+}
+
+# Keys added after checkpoints were already being written, with the value that those older
+# checkpoints were trained with. A stored config that lacks one of them gets this value, not
+# today's default, so an old checkpoint is rebuilt as it was trained (see `upgrade_saved`).
+LEGACY_VALUES: dict[str, Any] = {
+    "model.time_embed": "sinusoid",
+    "train.adam_eps": 1e-8,
 }
 
 POSITIVE: tuple[str, ...] = (
@@ -373,9 +399,11 @@ def validate(cfg: Config) -> Config:
             _fail(key, "must lie in [0, 1]")
     if not 0.0 <= t.recon_noise.s_min <= 1.0:
         _fail("train.recon_noise.s_min", "must lie in [0, 1]")
-    for key in ("train.flow_start", "train.flow_ramp"):
+    for key in ("train.flow_start", "train.flow_ramp", "train.lr_hold_steps", "train.lr_decay_steps"):
         if get_key(cfg, key) < 0:
             _fail(key, "must be >= 0 (optimizer steps)")
+    if t.adam_eps <= 0:
+        _fail("train.adam_eps", f"must be > 0, got {t.adam_eps}")
     if not 0.0 <= t.ema_decay < 1.0:
         _fail("train.ema_decay", "must lie in [0, 1)")
     lo_hi = cfg.sample.interval
@@ -409,6 +437,22 @@ def parse_set(assignments: list[str] | None) -> dict:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return nested
+
+
+def upgrade_saved(data: dict) -> dict:
+    """A config stored in a checkpoint, with :data:`LEGACY_VALUES` filled in where it predates
+    a key: the model and optimizer are rebuilt as they were trained, not with today's default."""
+    out = copy.deepcopy(data)
+    for dotted, value in LEGACY_VALUES.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node.setdefault(leaf, value)
+    return out
 
 
 def from_dict(data: dict | None, overrides: list[str] | None = None) -> Config:

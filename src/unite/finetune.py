@@ -282,7 +282,7 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
 
     ft = cfg.finetune
     dev = env.device
-    ckpt_cfg = config_mod.from_dict(source["config"])
+    ckpt_cfg = config_mod.from_dict(config_mod.upgrade_saved(source["config"]))
     if not is_image(ckpt_cfg):
         raise UserError(f"{ckpt_path}: {ckpt_cfg.data.kind} model: {NOT_APPLICABLE_REASON}")
     check_same_model(ckpt_cfg, cfg)
@@ -584,7 +584,7 @@ def run(args: argparse.Namespace) -> None:
     if args.config:
         cfg = config.load(args.config, args.set)
     else:
-        cfg = config.from_dict(source["config"], args.set)
+        cfg = config.from_dict(config.upgrade_saved(source["config"]), args.set)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     result = finetune(cfg, args.ckpt, args.out, args.run, device=args.device,

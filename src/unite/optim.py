@@ -58,28 +58,40 @@ def build_optimizers(model: nn.Module, cfg: Config) -> list[torch.optim.Optimize
             )
         )
     optimizers.append(
-        torch.optim.AdamW([p for _, p in adamw], lr=t.lr, betas=(0.9, 0.999), weight_decay=t.weight_decay)
+        torch.optim.AdamW([p for _, p in adamw], lr=t.lr, betas=(0.9, 0.999), eps=t.adam_eps,
+                          weight_decay=t.weight_decay)
     )
     return optimizers
 
 
 class WarmupCosine:
-    """Linear warm-up to ``lr`` over ``warmup`` optimizer steps, then cosine to ``min_lr`` at ``total``."""
+    """Linear warm-up to ``lr`` over ``warmup`` optimizer steps, ``hold`` steps at ``lr``, then a
+    cosine to ``min_lr`` over ``decay`` steps (0 = until ``total``), then flat at ``min_lr``.
 
-    def __init__(self, lr: float, min_lr: float, warmup: int, total: int):
+    ``hold = decay = 0`` is the paper's warm-up + cosine over the whole run. The released code's
+    schedule is warm-up 20 epochs, hold 10, cosine over 20 to half the peak, then flat: with
+    the peak scaled by batch/384 its LR never falls below 1.33e-4 at batch 1024.
+    """
+
+    def __init__(self, lr: float, min_lr: float, warmup: int, total: int, hold: int = 0,
+                 decay: int = 0):
         self.lr, self.min_lr, self.warmup, self.total = lr, min_lr, warmup, total
+        self.hold, self.decay = hold, decay
 
     @classmethod
     def from_config(cls, cfg: Config) -> WarmupCosine:
         t = cfg.train
-        return cls(t.lr, t.min_lr, t.warmup_steps, t.steps)
+        return cls(t.lr, t.min_lr, t.warmup_steps, t.steps, t.lr_hold_steps, t.lr_decay_steps)
 
     def lr_at(self, step: int) -> float:
         """LR used by optimizer step ``step`` (0-based)."""
         if self.warmup > 0 and step < self.warmup:
             return self.lr * (step + 1) / self.warmup
-        span = max(1, self.total - self.warmup)
-        progress = min(1.0, (step - self.warmup) / span)
+        start = self.warmup + self.hold
+        if step < start:
+            return self.lr
+        span = max(1, self.decay if self.decay > 0 else self.total - start)
+        progress = min(1.0, (step - start) / span)
         return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + math.cos(math.pi * progress))
 
     def apply(self, optimizers: list[torch.optim.Optimizer], step: int) -> float:
@@ -90,7 +102,8 @@ class WarmupCosine:
         return lr
 
     def state_dict(self) -> dict:
-        return {"lr": self.lr, "min_lr": self.min_lr, "warmup": self.warmup, "total": self.total}
+        return {"lr": self.lr, "min_lr": self.min_lr, "warmup": self.warmup, "total": self.total,
+                "hold": self.hold, "decay": self.decay}
 
     def load_state_dict(self, state: dict) -> None:
         # the schedule is a pure function of the step and the config; the config wins so that

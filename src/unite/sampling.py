@@ -10,9 +10,11 @@ Solvers:
 The fixed-step grid is a uniform grid pushed through the training shift
 ``t = a*s / (1 + (a - 1)*s)`` with a = ``train.time_shift`` (a < 1: denser near noise).
 
-Classifier-free guidance acts on the x-prediction, ``uncond + w*(cond - uncond)``, only for t in
-the guidance interval [lo, hi] (``--interval``, default ``sample.interval`` = [0.1, 1.0], the
-paper's interval). Outside it, or when w == 1, only the conditional pass runs. Conditional and
+Classifier-free guidance acts on the x-prediction, ``uncond + w*(cond - uncond)``, only for t
+strictly inside the guidance interval (lo, hi) (``--interval``, default ``sample.interval`` =
+[0.1, 1.0], the paper's interval), as the released code does: no guidance at t = hi (so not at
+the final t = 1.0 evaluation of Heun or dopri5) nor at t = lo, except that lo = 0 includes t = 0.
+Outside it, or when w == 1, only the conditional pass runs. Conditional and
 unconditional passes of a guided evaluation run as one doubled batch. Two counts are reported
 per sample: ``nfe`` = ODE function evaluations, ``network_passes`` = GE evaluations (a guided
 evaluation costs 2, an unguided one 1).
@@ -131,7 +133,8 @@ class GuidedVelocity:
         self.network_passes = 0
 
     def guided_at(self, t: float) -> bool:
-        return self.w != 1.0 and self.lo <= t <= self.hi
+        """Open interval (lo, hi) as in the released code; lo = 0 also covers t = 0."""
+        return self.w != 1.0 and t < self.hi and (self.lo == 0.0 or t > self.lo)
 
     def x_prediction(self, z: torch.Tensor, t: float) -> torch.Tensor:
         b = z.shape[0]
@@ -180,7 +183,9 @@ def integrate(f, z: torch.Tensor, *, solver: str, steps: int, shift: float,
 
 # -- generation -----------------------------------------------------------------------------
 def _use_autocast(cfg: Config, device: torch.device) -> bool:
-    return device.type == "cuda" and cfg.train.precision in ("auto", "bf16")
+    """bf16 autocast for inference only when ``sample.precision`` asks for it (default fp32,
+    as the released code samples)."""
+    return device.type == "cuda" and cfg.sample.precision == "bf16"
 
 
 def per_sample(total: float, n: int) -> int | float:
@@ -333,6 +338,8 @@ def add_arguments(p) -> None:
     p.add_argument("--solver", choices=SOLVERS, default=None, help="default: sample.solver")
     p.add_argument("--steps", type=int, default=None, help="fixed-step solvers (default: sample.steps)")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale w (default: sample.cfg)")
+    p.add_argument("--cfg-from", default=None, metavar="SWEEP_JSON",
+                   help="use the best w of a cfg_sweep result (read when this command runs)")
     p.add_argument("--interval", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="guidance interval in t (default: sample.interval)")
     p.add_argument("--atol", type=float, default=None, help="dopri5 (default: sample.atol)")
@@ -356,10 +363,13 @@ def _positive(name: str, value) -> None:
 
 
 def run(args) -> None:
+    from unite.guidance import choose
     from unite.modality import is_image
 
     for name in ("per_class", "num_samples", "steps", "batch_size", "atol", "rtol"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
+    if args.cfg_from and args.cfg is not None:  # before loading the model: fail fast
+        raise UserError("give --cfg or --cfg-from, not both")
     device = args.device or default_device()
     model, cfg, ckpt_meta, use_ema = load_for_inference(args.ckpt, args.no_ema, device)
     if args.atol is not None:
@@ -369,7 +379,8 @@ def run(args) -> None:
     s = cfg.sample
     solver = args.solver or s.solver
     steps = args.steps or s.steps
-    w = s.cfg if args.cfg is None else args.cfg
+    guidance = choose(args.cfg_from, args.cfg, s.cfg)
+    w = guidance.w
     interval = list(args.interval) if args.interval is not None else list(s.interval)
     per_class = args.per_class or s.per_class
     batch_size = args.batch_size or s.batch_size
@@ -390,8 +401,9 @@ def run(args) -> None:
         "rtol": s.rtol if solver == "dopri5" else None,
         "nfe": stats["nfe"],
         "network_passes": stats["network_passes"],
-        "cfg": w,
+        **guidance.meta(),
         "interval": interval,
+        "precision": "bf16" if _use_autocast(cfg, torch.device(device)) else "fp32",
         "time_shift": cfg.train.time_shift,
         "velocity_clamp": cfg.train.velocity_clamp,
         "seed": args.seed,

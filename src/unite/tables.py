@@ -42,23 +42,31 @@ FT_NOT_APPLICABLE = "fine-tuning not applicable"
 TRAINED_DECODER = "_trained_decoder"  # suffix of the source decoded with the pre-FT decoder
 PRIMARY = "primary"  # a row's source "gen_primary" means the --primary sampling protocol
 INPUT_MARK = " (!)"  # after our number when such a flag exists
+DEFAULT_120EP = "unite-b-120ep"  # Table 2's UNITE-B and every Table 6 default row: one run
+NOT_LIKE_FOR_LIKE = "NOT LIKE FOR LIKE"
 
 # The paper's numbers (arXiv 2603.22283; REFERENCE section 5). Per table: a title, the metric
 # columns (key in our metric files -> header), and rows: label, role (None = a baseline we do
 # not run), the metric file it reads ("source"), the paper's values; `needs_finetune` rows
-# only count a checkpoint that was really fine-tuned.
+# only count a checkpoint that was really fine-tuned. Table flags: `guided_paper` (the paper's
+# gFIDs are at its best CFG w: an unguided row of ours says it is not like for like),
+# `same_length` (every row must come from runs trained for as many steps as the row of
+# `reference_role`, else the row is marked NOT LIKE FOR LIKE and the table warns).
 PAPER: dict = {
     "table1_generation": {
         "title": "Table 1: ImageNet 256x256 class-conditional generation (gFID lower is better)",
         "columns": {"fid": "gFID (UNITE protocol)",
                     "fid_before_ft": "gFID before decoder FT (UNITE protocol)",
                     "is": "IS (UNITE protocol)",
-                    "best_fid": "gFID at best CFG", "best_cfg": "best CFG w",
+                    "cfg": "CFG w of our gFID",
+                    "best_fid": "gFID at best CFG (sweep, fewer samples)",
+                    "best_cfg": "best CFG w",
                     "fid_adm": "gFID (ADM protocol)", "is_adm": "IS (ADM protocol)",
                     "precision_adm": "Precision (ADM)", "recall_adm": "Recall (ADM)"},
         "source": ["gen_primary", "cfg_sweep", "adm_primary"],
         # column -> (metric file, metric key): the same latents through the pre-FT decoder
         "column_sources": {"fid_before_ft": ("gen_primary" + TRAINED_DECODER, "fid")},
+        "guided_paper": True,
         "rows": [
             {"row": "UNITE-B", "role": "unite-b", "protocol": "unite",
              "paper": {"fid": 2.12, "fid_before_ft": 2.12, "is": 294.1, "best_fid": 2.12}},
@@ -83,7 +91,10 @@ PAPER: dict = {
         "mu/sigma directly and extracts our samples' features with torch-fidelity's port of the "
         "same Inception graph (sFID not computed). JiT's number is from its own evaluation "
         "(torch-fidelity against JiT's ImageNet statistics, which the UNITE authors' code "
-        "reuses). Ours: the primary sampling protocol at its CFG scale, from the GAN-fine-tuned "
+        "reuses). Ours: the primary sampling protocol's full sample set at the w of the 'CFG w' "
+        "column: where the experiment ran the guidance sweep, the sweep's best w (picked on "
+        "fewer samples per scale, 'gFID at best CFG'), and the notes say how it was picked; "
+        "without a sweep the row is unguided and says so. From the GAN-fine-tuned "
         "decoder where the scale says so; 'before decoder FT' decodes the same latents with the "
         "trained decoder (the paper: no adversarial loss in Table 1, and decoder fine-tuning "
         "leaves gFID unchanged, App. A, so its value stands in both gFID columns). The "
@@ -93,6 +104,8 @@ PAPER: dict = {
         "title": "Table 2: ImageNet 256x256 reconstruction (rFID lower is better; UNITE rows "
         "at 120 epochs)",
         "columns": {"rfid": "rFID", "psnr": "PSNR", "lpips": "LPIPS"},
+        "same_length": True,
+        "reference_role": DEFAULT_120EP,
         "rows": [
             {"row": "UNITE-B", "role": "unite-b-120ep", "source": "recon_trained",
              "paper": {"rfid": 1.01}},
@@ -131,8 +144,9 @@ PAPER: dict = {
     },
     "table4_protocol": {
         "title": "Table 4: evaluation protocol, same UNITE-B checkpoint (240 epochs)",
-        "columns": {"fid": "gFID (UNITE protocol)", "is": "IS", "nfe": "NFE",
+        "columns": {"fid": "gFID (UNITE protocol)", "is": "IS", "nfe": "NFE", "cfg": "CFG w",
                     "fid_adm": "gFID (ADM protocol)"},
+        "same_length": True,
         "rows": [
             {"row": "Heun, 50 steps, balanced classes", "role": "unite-b", "protocol": "unite",
              "source": ["gen_heun-balanced", "adm_heun-balanced"],
@@ -144,7 +158,10 @@ PAPER: dict = {
              "source": ["gen_dopri5-random", "adm_dopri5-random"],
              "paper": {"fid": 2.885, "is": 274.7, "nfe": 108}},
         ],
-        "note": "Paper: dopri5 needs about 108 NFE per sample (estimated from wall-clock).",
+        "note": "Paper: dopri5 needs about 108 NFE per sample (estimated from wall-clock); it "
+        "does not say at which w these rows were sampled (its dopri5-balanced 2.735 is not "
+        "Table 1's 2.12 for the same checkpoint). Ours: every row at the same w (the CFG w "
+        "column; the sweep's best where the experiment ran one).",
     },
     "table5_mp20": {
         "title": "Table 5: MP20 crystals, 10K generated samples (validity %) and tokenizer "
@@ -167,21 +184,26 @@ PAPER: dict = {
     },
     "table6_ablations": {
         "title": "Table 6 and Sec. 4: ablations on ImageNet 256 (UNITE-B, 120 epochs)",
-        "columns": {"fid": "gFID", "rfid": "rFID", "is": "IS"},
+        "columns": {"fid": "gFID", "rfid": "rFID", "is": "IS", "cfg": "CFG w"},
+        "guided_paper": True,
+        "same_length": True,
+        "reference_role": DEFAULT_120EP,
         "rows": [
             {"row": "recon noise s_min 0.0 (full noise range)", "role": "unite-b-noise0.0",
              "paper": {"fid": 2.87, "rfid": 1.09, "is": 281.1}},
             {"row": "recon noise s_min 0.6", "role": "unite-b-noise0.6",
              "paper": {"fid": 2.80, "rfid": 1.21, "is": 267.1}},
-            {"row": "recon noise s_min 0.7 (default)", "role": "unite-b-noise0.7",
+            {"row": "recon noise s_min 0.7 (default)", "role": DEFAULT_120EP,
              "paper": {"fid": 2.71, "rfid": 1.01, "is": 282.2}},
             {"row": "recon noise s_min 0.8", "role": "unite-b-noise0.8",
              "paper": {"fid": 2.87, "rfid": 1.42, "is": 292.1}},
             {"row": "recon noise 1.0 (no augmentation)", "role": "unite-b-noise-none",
              "paper": {"fid": 6.58, "rfid": 1.60, "is": 275.7}},
+            {"row": "recon noise: gaussian sigma 0.7 on every sample (paper text)",
+             "role": "unite-b-noise-gaussian0.7", "paper": {}},
             {"row": "time shift: none", "role": "unite-b-shift-none",
              "paper": {"fid": 3.14, "rfid": 1.41, "is": 267.1}},
-            {"row": "time shift a = 0.5 (default)", "role": "unite-b-120ep",
+            {"row": "time shift a = 0.5 (default)", "role": DEFAULT_120EP,
              "paper": {"fid": 2.71, "rfid": 1.01, "is": 282.2}},
             {"row": "time shift a = 0.75", "role": "unite-b-shift0.75",
              "paper": {"fid": 2.93, "rfid": 1.26, "is": 278.0}},
@@ -191,16 +213,21 @@ PAPER: dict = {
              "paper": {"fid": 2.24, "rfid": 0.85}},
             {"row": "shared weights, no stop-gradient", "role": "unite-b-nostopgrad",
              "paper": {}},
-            {"row": "shared weights, stop-gradient (UNITE)", "role": "unite-b",
-             "paper": {"fid": 2.12, "rfid": 1.1}},
-            {"row": "1 flow step per reconstruction (Fig. 5)", "role": "unite-b-flow1",
-             "paper": {"fid": 3.33}},
+            {"row": "shared weights, stop-gradient (UNITE; paper: 240 epochs)",
+             "role": DEFAULT_120EP, "paper": {"fid": 2.12, "rfid": 1.1}},
+            {"row": "1 flow step per reconstruction (Fig. 5; 14 steps = the default row)",
+             "role": "unite-b-flow1", "paper": {"fid": 3.33}},
         ],
         "source": ["gen_primary", "recon_trained"],
-        "note": "Recon-noise rows follow the paper's Table 6 labels (0.0 = full noise range, "
-        "1.0 = no augmentation), i.e. the interpolation s*z0 + (1-s)*eps with s ~ U[s_min, 1]. "
-        "Stop-gradient rows: paper Sec. 4 (no number is given for shared weights without "
-        "stop-gradient). Fig. 5: gFID 3.33 -> 2.12 as flow steps per reconstruction grow 14x.",
+        "note": "Every default row (recon noise s_min 0.7, shift 0.5, shared weights with "
+        "stop-gradient, Fig. 5's 14 flow steps) is ONE run, the 120-epoch UNITE-B, as in the "
+        "paper's Table 6; Table 2's UNITE-B row is the same run. Recon-noise rows follow the "
+        "paper's labels (0.0 = full noise range, 1.0 = no augmentation), i.e. the released "
+        "code's interpolation s*z0 + (1-s)*eps with s ~ U[s_min, 1] on half the batch; the "
+        "gaussian row is the paper text's z0 + 0.7 eps (no paper number: the paper's runs used "
+        "the code). The paper's UNITE stop-gradient numbers (2.12 / 1.1, Sec. 4) and Fig. 5's "
+        "2.12 come from its 240-epoch run; ours is the 120-epoch default, like every other "
+        "row. Paper gFIDs are at the best CFG w; ours are where the CFG w column says so.",
     },
 }
 
@@ -450,6 +477,7 @@ def row_values(row: dict, table: dict, found: list[Result],
                         notes.append(note)
                     break
             ours[key] = value
+        notes.extend(guidance_notes(found, table.get("guided_paper", False)))
     for res in found:
         notes.extend(f for f in res.flags if f not in notes)
     return ours, notes
@@ -484,7 +512,7 @@ def column_results(table: dict, results: dict, experiment: str, primary: str) ->
 def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Line]:
     """``roles`` maps a role to one experiment or to a list (seeds: mean ± sd over them)."""
     table = PAPER[stem]
-    lines = []
+    lines, lengths = [], []
     for row in table["rows"]:
         role = row.get("role")
         paper = {k: row["paper"].get(k) for k in table["columns"]}
@@ -492,6 +520,7 @@ def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Lin
         if role is None:
             lines.append(Line(row["row"], "", "", paper, {}, "paper baseline (not run here)", [],
                               protocol=protocol))
+            lengths.append(None)
             continue
         experiments = role_experiments(roles, role)
         runs = [(exp, [results[(exp, s)] for s in sources_for(row, table, primary)
@@ -501,6 +530,7 @@ def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Lin
             lines.append(Line(row["row"], role, "", paper,
                               dict.fromkeys(table["columns"], NOT_RUN), "", [],
                               protocol=protocol))
+            lengths.append(None)
             continue
         values = [row_values(row, table, found, column_results(table, results, exp, primary))
                   for exp, found in runs]
@@ -516,11 +546,58 @@ def build_table(stem: str, results: dict, roles: dict, primary: str) -> list[Lin
         lines.append(Line(row["row"], role, label, paper, ours, scale, notes, flagged,
                           protocol=protocol,
                           provenance="; ".join(short_provenance(r) for r in found_all)))
+        lengths.append(train_length(found_all))
+    if table.get("same_length"):
+        mark_unlike_lengths(table, lines, lengths)
     return lines
 
 
 def has_protocols(stem: str) -> bool:
     return any("protocol" in row for row in PAPER[stem]["rows"])
+
+
+def guidance_notes(found: list[Result], guided_paper: bool) -> list[str]:
+    """How the w of a row's generation was picked; unguided beside a guided paper value."""
+    from unite.guidance import UNGUIDED_NOTE, selection_of
+
+    notes = []
+    for res in found:
+        if not res.kind.startswith("gen") or res.scale.get("cfg") is None:
+            continue
+        selection = selection_of(res.scale)
+        if selection == UNGUIDED_NOTE and guided_paper:
+            selection += ": the paper's value is at its best w, not like for like"
+        notes.append(selection)
+    return list(dict.fromkeys(notes))
+
+
+def train_length(found: list[Result]) -> int | None:
+    """Training steps of the checkpoint behind a row (None when no file says)."""
+    steps = {int(r.scale["train_steps"]) for r in found if r.scale.get("train_steps") is not None}
+    return max(steps) if steps else None
+
+
+def mark_unlike_lengths(table: dict, lines: list[Line], lengths: list[int | None]) -> None:
+    """Rows trained for another number of steps than the reference row get a loud note."""
+    ref_role = table.get("reference_role")
+    ref = next((n for ln, n in zip(lines, lengths) if ln.role == ref_role and n), None)
+    if ref is None:
+        known = [n for n in lengths if n]
+        ref = max(set(known), key=known.count) if known else None
+    if ref is None:
+        return
+    what = f"the {ref_role} row" if ref_role else "most rows"
+    for line, n in zip(lines, lengths):
+        if n and n != ref:
+            line.notes.insert(0, f"{NOT_LIKE_FOR_LIKE}: trained {n} steps, {what} {ref}")
+
+
+def warnings(lines: list[Line]) -> list[str]:
+    unlike = [ln.row for ln in lines if any(n.startswith(NOT_LIKE_FOR_LIKE) for n in ln.notes)]
+    if not unlike:
+        return []
+    return [f"**Warning: {NOT_LIKE_FOR_LIKE}.** Rows from runs of a different training length "
+            f"than the others: {'; '.join(unlike)}. Compare them with care."]
 
 
 def cell(value) -> str:
@@ -553,8 +630,9 @@ def row_cells(stem: str, line: Line) -> list[str]:
 def to_markdown(stem: str, lines: list[Line]) -> str:
     head = header(stem)
     esc = [[c.replace("|", "\\|") for c in row_cells(stem, ln)] for ln in lines]
-    out = [f"### {PAPER[stem]['title']}", "", "| " + " | ".join(head) + " |",
-           "|" + "|".join("---" for _ in head) + "|"]
+    out = [f"### {PAPER[stem]['title']}", ""]
+    out += [w + "\n" for w in warnings(lines)]
+    out += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in esc]
     out += ["", PAPER[stem]["note"], ""]
     if any(ln.flagged for ln in lines):
@@ -587,7 +665,8 @@ def latex_escape(text: str) -> str:
 def to_latex(stem: str, lines: list[Line]) -> str:
     keep = len(header(stem)) - 2  # provenance and notes stay in the Markdown/CSV/HTML versions
     head = header(stem)[:keep]
-    out = [f"% {PAPER[stem]['title']}", r"\begin{tabular}{l" + "l" * (len(head) - 1) + "}",
+    out = [f"% {PAPER[stem]['title']}"] + [f"% {w}" for w in warnings(lines)]
+    out += [r"\begin{tabular}{l" + "l" * (len(head) - 1) + "}",
            r"\toprule", " & ".join(latex_escape(h) for h in head) + r" \\", r"\midrule"]
     for ln in lines:
         out.append(" & ".join(latex_escape(c) for c in row_cells(stem, ln)[:keep]) + r" \\")
@@ -624,7 +703,8 @@ def write_sweep_table(results: dict, out: Path) -> list[Path]:
     """``cfg_sweep.{md,csv,tex}``: FID/IS per guidance scale (the paper reports only the best)."""
     rows = sweep_rows(results)
     columns = ["experiment", "cfg", "fid", "is", "class_accuracy", "nfe", "num_samples", "best"]
-    title = "Guidance sweep: FID per CFG scale w (the best w feeds Table 1's best-CFG column)"
+    title = ("Guidance sweep: FID per CFG scale w (the best w is the w of the experiment's "
+             "full sample sets: Tables 1, 4 and 6)")
     md = [f"### {title}", "", "| " + " | ".join(columns) + " |",
           "|" + "---|" * len(columns)]
     for r in rows:
@@ -738,7 +818,8 @@ def write_tables(results_dir, out_dir, roles: dict, primary: str) -> list[Path]:
         write_text(out / f"{stem}.tex", to_latex(stem, lines))
         write_text(out / f"{stem}.html",
                    html_table(PAPER[stem]["title"], header(stem),
-                              [row_cells(stem, ln) for ln in lines], [PAPER[stem]["note"]]))
+                              [row_cells(stem, ln) for ln in lines],
+                              [*warnings(lines), PAPER[stem]["note"]]))
         written += [out / f"{stem}.{fmt}" for fmt in TABLE_FORMATS]
     return written + write_sweep_table(results, out) + write_provenance_table(results, out)
 

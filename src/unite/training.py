@@ -321,8 +321,10 @@ def restore_rng(states: list, env, device: torch.device) -> None:
 def check_resumable(saved: dict, cfg: Config, path: Path,
                     allowed: tuple[str, ...] = RESUMABLE_CHANGES) -> None:
     """Refuse to resume under a config that differs from the saved one, except for the keys
-    (or key prefixes) in ``allowed``."""
-    old, new = config_mod.flatten(saved), config_mod.flatten(config_mod.to_dict(cfg))
+    (or key prefixes) in ``allowed``. A saved config from before a key existed reads with the
+    value it was trained with (``config.upgrade_saved``)."""
+    old = config_mod.flatten(config_mod.upgrade_saved(saved))
+    new = config_mod.flatten(config_mod.to_dict(cfg))
     changed = sorted(
         k for k in set(old) | set(new)
         if old.get(k) != new.get(k) and not any(k.startswith(p) for p in allowed)

@@ -434,6 +434,25 @@ def protocol_args(protocol: str, with_cfg: bool = True) -> str:
     return " ".join(args)
 
 
+def swept(exp: str) -> bool:
+    """An image experiment whose guidance scale the CFG sweep picks (Table 1's protocol)."""
+    return EXPERIMENTS[exp]["cfg_sweep"] and modality(exp) == "images"
+
+
+def guidance_input(wildcards) -> dict:
+    """The sweep result a sampling job reads its w from (swept experiments only)."""
+    return {"sweep": metric(wildcards.exp, "cfg_sweep")} if swept(wildcards.exp) else {}
+
+
+def guidance_args(exp: str, protocol: str) -> str:
+    """Solver etc. of the protocol; w from the sweep (read at job time) when it is swept,
+    else the protocol's `cfg` or the library config's sample.cfg."""
+    if swept(exp):
+        sweep = shlex.quote(metric(exp, "cfg_sweep"))
+        return f"{protocol_args(protocol, with_cfg=False)} --cfg-from {sweep}"
+    return protocol_args(protocol)
+
+
 def recon_limit_args(exp: str) -> str:
     limit = EXPERIMENTS[exp]["recon_limit"]
     return f"--limit {limit}" if limit else ""
@@ -502,7 +521,7 @@ def experiment_metrics(exp: str) -> list:
     if decodes_before_finetune(exp):
         files.append(metric(exp, f"gen_{PRIMARY}_trained_decoder"))
     files += [metric(exp, f"recon_{s}") for s in recon_stages(exp)]
-    if EXPERIMENTS[exp]["cfg_sweep"] and modality(exp) == "images":
+    if swept(exp):
         files.append(metric(exp, "cfg_sweep"))
     files += [
         f"{RESULTS}/analysis/{exp}/{a}.json" for a in EXPERIMENTS[exp]["analyses"]

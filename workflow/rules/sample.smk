@@ -1,9 +1,12 @@
 # Sampling scattered over jobs (one GPU each), then gathered into one file per protocol.
+# Experiments with `cfg_sweep: true` sample every protocol at the sweep's best w: the job
+# reads it from the sweep result (`--cfg-from`), since it is unknown when the DAG is built.
 
 
 rule sample_shard:
     input:
-        lambda wc: model_checkpoint(wc.exp),
+        unpack(guidance_input),
+        ckpt=lambda wc: model_checkpoint(wc.exp),
     output:
         temp(
             f"{RESULTS}/samples/{{exp}}/{{protocol}}/shard{{shard}}-of-{{nshards}}.npz"
@@ -20,10 +23,10 @@ rule sample_shard:
     params:
         py=PYTHON,
         size=lambda wc: sample_size_args(wc.exp, wc.protocol),
-        protocol=lambda wc: protocol_args(wc.protocol),
+        protocol=lambda wc: guidance_args(wc.exp, wc.protocol),
         latents=latents_args,
     shell:
-        "{params.py:q} -m unite sample --ckpt {input:q} --out {output:q} {params.size} "
+        "{params.py:q} -m unite sample --ckpt {input.ckpt:q} --out {output:q} {params.size} "
         "{params.protocol} --shard {wildcards.shard} --num-shards {wildcards.nshards} "
         "{params.latents} > {log} 2>&1"
 
@@ -48,7 +51,8 @@ rule gather:
 
 rule sample_grid:
     input:
-        lambda wc: model_checkpoint(wc.exp),
+        unpack(guidance_input),
+        ckpt=lambda wc: model_checkpoint(wc.exp),
     output:
         npz=temp(f"{RESULTS}/figures/{{exp}}/samples.npz"),
         png=report(
@@ -68,9 +72,9 @@ rule sample_grid:
     params:
         py=PYTHON,
         per_class=config["evaluation"]["grid_per_class"],
-        protocol=protocol_args(PRIMARY),
+        protocol=lambda wc: guidance_args(wc.exp, PRIMARY),
     shell:
-        "{params.py:q} -m unite sample --ckpt {input:q} --out {output.npz:q} "
+        "{params.py:q} -m unite sample --ckpt {input.ckpt:q} --out {output.npz:q} "
         "--per-class {params.per_class} {params.protocol} --grid {output.png:q} > {log} 2>&1"
 
 

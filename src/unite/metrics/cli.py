@@ -357,17 +357,8 @@ def run_cfg_sweep(args) -> None:
     _report(args.out, obj)
 
 
-def _best_cfg(path: str) -> float:
-    try:
-        obj = json.loads(Path(path).read_text())
-        return float(obj["metrics"]["best_cfg"])
-    except FileNotFoundError:
-        raise UserError(f"--cfg-from file not found: {path} (run `evaluate cfg-sweep` first)") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path} is not a cfg_sweep result ({exc})") from None
-
-
 def run_protocol(args) -> None:
+    from unite.guidance import choose
     from unite.metrics import images as im
     from unite.metrics import protocol as pr
     from unite.sampling import class_balanced_labels, random_labels
@@ -379,7 +370,8 @@ def run_protocol(args) -> None:
     _positive(args, "per_class", "heun_steps", "batch_size", "sample_batch_size", "isc_splits")
     model, cfg, device, spec, stats, ref_meta, metric_fn, scale = _model_and_metric_fn(args)
     s = cfg.sample
-    w = _best_cfg(args.cfg_from) if args.cfg_from else (s.cfg if args.cfg is None else args.cfg)
+    guidance = choose(args.cfg_from, args.cfg, s.cfg)
+    w = guidance.w
     interval = list(args.interval) if args.interval else list(s.interval)
     balanced = class_balanced_labels(model.num_classes, args.per_class or s.per_class)
     labels = {"balanced": balanced, "random": random_labels(model.num_classes, len(balanced), args.seed)}
@@ -396,7 +388,7 @@ def run_protocol(args) -> None:
         flags.append(f"rows on {n} samples; the paper's Table 4 uses {im.PAPER_NUM_SAMPLES}")
     flags += im.ref_flags(ref_meta)
     metrics = {"rows": rows, "fid_key": spec.name("fid"), "is_key": spec.name("is"), "cfg": w,
-               "cfg_source": args.cfg_from or ("--cfg" if args.cfg is not None else "sample.cfg")}
+               "cfg_source": args.cfg_from or guidance.source, "cfg_selection": guidance.selection}
     scale |= {"interval": interval, "seed": args.seed, "num_samples": n, "heun_steps": args.heun_steps,
               "atol": s.atol, "rtol": s.rtol}
     prov = im.image_provenance("protocol", spec, args.ref, ref_meta, meta=scale, cfg_scale=w)

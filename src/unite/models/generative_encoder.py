@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from unite.models.blocks import FinalLayer, GEBlock, LabelEmbedder, TimestepEmbedder, rope_tables
+from unite.models.blocks import FinalLayer, GEBlock, LabelEmbedder, rope_tables
+from unite.models.time_embed import build_time_embedder
 
 TOKENIZE_T_MAX = 0.01
 
@@ -39,6 +40,7 @@ class GenerativeEncoder(nn.Module):
         in_context_tokens: int = 0,
         in_context_start: int = 4,
         grad_checkpointing: bool = False,
+        time_embed: str = "fourier",
     ):
         super().__init__()
         self.input_embed = input_embed  # None: a denoise-only network (``separate`` ablation)
@@ -53,7 +55,7 @@ class GenerativeEncoder(nn.Module):
 
         self.register_in = nn.Linear(latent_dim, width)
         self.register_embed = nn.Parameter(torch.zeros(1, num_registers, width))
-        self.t_embed = TimestepEmbedder(width)
+        self.t_embed = build_time_embedder(time_embed, width)
         self.y_embed = LabelEmbedder(num_classes, width)
         if in_context_tokens:
             self.in_context_pos = nn.Parameter(torch.zeros(1, in_context_tokens, width))

@@ -90,6 +90,7 @@ def build_ge(cfg: Config, input_embed: nn.Module | None) -> GenerativeEncoder:
         in_context_tokens=m.in_context_tokens,
         in_context_start=m.in_context_start,
         grad_checkpointing=m.grad_checkpointing,
+        time_embed=m.time_embed,
     )
 
 
