@@ -33,6 +33,7 @@ RESUMABLE_CHANGES = (
     "data.num_workers",
     "data.root",
     "model.grad_checkpointing",
+    "train.compile",
     "sample.",
     "finetune.",  # read only by `unite finetune`, after training
 )
@@ -72,7 +73,10 @@ class ModelConfig:
     # W ~ N(0, 1), low frequency); "sinusoid" = DiT's sin/cos of 1000 t over periods up to 1e4
     # (this project's first version; checkpoints written before this key existed use it)
     time_embed: str = "fourier"
-    grad_checkpointing: bool = False
+    # activation checkpointing policy (unite.models.checkpointing): none | all | auto | selective;
+    # auto = the authors' rule (recompute the denoising passes only when F > 4); the old
+    # booleans still load (true = all, false = none)
+    grad_checkpointing: str = "none"
     # override the registry (0 = use the named size)
     depth: int = 0
     width: int = 0
@@ -137,6 +141,8 @@ class TrainConfig:
     lattice_weight: float = 10.0  # crystals: MSE on normalised lattice (log lengths, angles)
     label_dropout: float = 0.1
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
+    # torch.compile the GE and decoder blocks (unite.acceleration); same maths, GPU speed
+    compile: bool = False
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 500
@@ -211,6 +217,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.size": ("tiny", "S", "B", "L", "XL"),
     "model.decoder_size": ("tiny", "S", "B"),
     "model.time_embed": ("fourier", "sinusoid"),
+    "model.grad_checkpointing": ("none", "all", "auto", "selective"),
     "train.recon_noise.mode": ("gaussian", "interp", "none"),
     "train.flow_loss": ("x", "velocity"),
     "train.precision": ("auto", "fp32", "bf16"),
@@ -336,6 +343,12 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
     raise TypeError(f"unsupported config type {typ} for {key}")  # programming error
 
 
+# keys that used to be booleans: the old values still load (older configs and checkpoints)
+BOOL_ALIASES: dict[str, dict[bool, str]] = {
+    "model.grad_checkpointing": {True: "all", False: "none"},
+}
+
+
 def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
     """Merge a nested dict into a dataclass instance, validating keys and types."""
     if not isinstance(updates, dict):
@@ -352,6 +365,8 @@ def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
         if dataclasses.is_dataclass(current):
             _merge(current, value, dotted + ".")
         else:
+            if isinstance(value, bool) and dotted in BOOL_ALIASES:
+                value = BOOL_ALIASES[dotted][value]
             setattr(obj, key, _coerce(dotted, value, hints[key]))
 
 

@@ -13,7 +13,8 @@ What ``train_flops_per_sample`` counts (FLOPs = 2 x multiply-accumulates):
   decoder pass over the K registers;
 * training = 3 x forward for those passes (backward = weight gradients + activation gradients
   = 2 x forward); activation recomputation of gradient checkpointing is *not* included
-  (reported separately as ``recompute_flops_per_sample`` when enabled);
+  (reported separately as ``recompute_flops_per_sample`` for the passes that
+  ``model.grad_checkpointing`` recomputes in full);
 * the frozen LPIPS VGG16 (convolutions up to conv5_3 plus the five 1x1 LPIPS heads) at the
   training image size, when ``train.lpips_weight > 0``: forward on x and on x_hat plus the
   input-gradient backward through x_hat (no weight gradients) = 3 x one VGG forward.
@@ -31,6 +32,7 @@ import torch
 from unite import config as config_mod
 from unite.modality import is_image
 from unite.models import build_model
+from unite.models.checkpointing import plan_for
 
 VGG16_CONVS = [  # (in, out) channels of conv1_1 .. conv5_3, a 2x2 pool after each block but the last
     [(3, 64), (64, 64)],
@@ -151,8 +153,14 @@ def describe(cfg) -> dict:
         "counted": "matmuls incl. attention scores; training = 3x forward; LPIPS VGG16 "
         "fwd(x) + fwd(x_hat) + input-gradient bwd; no norms/elementwise/optimizer/recompute",
     }
-    if cfg.model.grad_checkpointing:  # block forwards run twice
-        out["recompute_flops_per_sample"] = tokenize_blocks + flow_passes * denoise_blocks + dec_blocks
+    # fully recomputed passes run their block forwards twice (selective recompute redoes only
+    # pointwise ops, which are not counted)
+    recompute = plan_for(cfg)
+    extra = (tokenize_blocks * (recompute.tokenize == "full")
+             + flow_passes * denoise_blocks * (recompute.denoise == "full")
+             + dec_blocks * (recompute.decode == "full"))
+    if extra:
+        out["recompute_flops_per_sample"] = extra
     return out
 
 

@@ -35,7 +35,9 @@ def build_lpips(pretrained: bool) -> nn.Module:
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    return net
+    # channels-last convolutions: a few % faster on CPU (oneDNN), the native layout of
+    # tensor-core convolutions on GPU; same values
+    return net.to(memory_format=torch.channels_last)
 
 
 class ReconLoss(nn.Module):
@@ -67,7 +69,9 @@ class ReconLoss(nn.Module):
         loss = self.l1_weight * l1
         parts = {"l1": l1.detach()}
         if self.lpips is not None:
-            perceptual = self.lpips(pred.float(), x.float()).mean()
+            nhwc = torch.channels_last
+            perceptual = self.lpips(pred.float().contiguous(memory_format=nhwc),
+                                    x.float().contiguous(memory_format=nhwc)).mean()
             loss = loss + self.lpips_weight * perceptual
             parts["lpips"] = perceptual.detach()
         return loss, parts

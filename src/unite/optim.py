@@ -57,11 +57,38 @@ def build_optimizers(model: nn.Module, cfg: Config) -> list[torch.optim.Optimize
                 adjust_lr_fn="match_rms_adamw",
             )
         )
-    optimizers.append(
-        torch.optim.AdamW([p for _, p in adamw], lr=t.lr, betas=(0.9, 0.999), eps=t.adam_eps,
-                          weight_decay=t.weight_decay)
-    )
+    optimizers.append(adamw_for([p for _, p in adamw], lr=t.lr, eps=t.adam_eps,
+                                weight_decay=t.weight_decay))
     return optimizers
+
+
+def adamw_for(params: list[torch.Tensor], *, lr: float, weight_decay: float,
+              eps: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW (0.9, 0.999) with the fused kernel where the parameters allow it (floating-point
+    tensors on CPU or CUDA): one pass per parameter instead of a dozen, same update rule."""
+    fused = bool(params) and all(
+        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params
+    )
+    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=eps,
+                             weight_decay=weight_decay, fused=fused or None)
+
+
+def optimizer_step(optimizers: list[torch.optim.Optimizer], params: list[torch.Tensor],
+                   grad_clip: float) -> torch.Tensor:
+    """Clip the global gradient norm of ``params`` to ``grad_clip`` (<= 0: no clipping), step
+    every optimizer and clear the gradients. Returns the norm before clipping.
+
+    Shared by the training loop, the benchmarks and fine-tuning. On CPU the rescaling pass is
+    skipped when the norm is already within the limit (the factor would be exactly 1)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    if grad_clip > 0 and grads:
+        if norm.device.type != "cpu" or float(norm) + 1e-6 > grad_clip:
+            torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm)
+    for opt in optimizers:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return norm
 
 
 class WarmupCosine:

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
-from unite import checkpoint, distributed
+from unite import acceleration, checkpoint, distributed
 from unite import config as config_mod
 from unite.atomic import (
     ENVIRONMENT_ERRNOS,
@@ -68,7 +68,8 @@ from unite.flow import flow_loss, interpolate, sample_time
 from unite.losses import ReconLoss
 from unite.modality import batch_size_of, is_image, to_device
 from unite.models import build_model
-from unite.optim import EMA, WarmupCosine, build_optimizers
+from unite.models.checkpointing import plan_for
+from unite.optim import EMA, WarmupCosine, build_optimizers, optimizer_step
 from unite.runlock import RunLock
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -129,12 +130,13 @@ class JointObjective(nn.Module):
         self.model = model
         self.cfg = cfg
         self.recon_loss = ReconLoss(cfg)
+        self.recompute = plan_for(cfg)  # activation checkpointing per pass, chosen by F
         self.step = 0  # optimizer step, set by the training loop (flow-loss schedule)
 
     def forward(self, x, y):
         t = self.cfg.train
         model = self.model
-        z0 = model.encode(x)
+        z0 = model.encode(x, recompute=self.recompute.tokenize)
         x_hat = model.decode(add_recon_noise(z0, self.cfg))
         recon, parts = self.recon_loss(x_hat, x)
 
@@ -147,7 +149,7 @@ class JointObjective(nn.Module):
             tt = sample_time(n * b, t.time_shift, device=z0_rep.device)
             z_t = interpolate(z0_rep, eps, tt)
             y_rep = drop_labels(y.repeat(n), t.label_dropout, model.num_classes)
-            pred = model.denoise(z_t, tt, y_rep)
+            pred = model.denoise(z_t, tt, y_rep, recompute=self.recompute.denoise)
             flow = flow + flow_loss(
                 pred, z0_rep, z_t, tt, n, kind=t.flow_loss, clamp=t.velocity_clamp
             )
@@ -437,6 +439,8 @@ def _train(cfg, out, env, progress, datasets, after_step) -> dict:
     seed_everything(t.seed)  # identical init on every rank
     model = build_model(cfg).to(dev)
     ema = EMA(model, t.ema_decay)
+    acceleration.configure(cfg, dev)
+    acceleration.compile_model(cfg, model)  # after the EMA copy: the EMA stays eager
     objective = JointObjective(model, cfg).to(dev)
     optimizers = build_optimizers(model, cfg)
     schedule = WarmupCosine.from_config(cfg)
@@ -556,12 +560,7 @@ def _train(cfg, out, env, progress, datasets, after_step) -> dict:
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_micro += 1
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                params, t.grad_clip if t.grad_clip > 0 else math.inf
-            )
-            for opt in optimizers:
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+            grad_norm = optimizer_step(optimizers, params, t.grad_clip)
             ema.update(model)
             step += 1
             norm_sum += float(grad_norm)

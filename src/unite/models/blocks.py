@@ -4,6 +4,14 @@ GE blocks follow the authors' design (REFERENCE section 1): pre-norm with RMSNor
 adaLN-Zero modulation from the conditioning vector, QK-norm, SwiGLU MLP, rotary positions
 and an extra norm at the end of each block. Decoder blocks are plain pre-LN ViT blocks.
 Attention always goes through ``scaled_dot_product_attention``.
+
+The maths is the plain one (``tests/reference_blocks.py`` keeps that version and
+``tests/test_fast_step_equivalence.py`` pins this one to it); the code is arranged for speed:
+linears and norms from ``unite.models.kernels`` (oneDNN GEMMs on CPU, RMSNorm with a
+hand-written backward), modulation and gated residuals as single ``addcmul`` kernels, QK-norm
+and RoPE applied to q and k together, and q/k/v handed to SDPA as strided views of the qkv
+projection (no permute copies; the CPU kernel writes its output in the (B, N, H, D) layout,
+so merging the heads is free as well).
 """
 
 from __future__ import annotations
@@ -14,9 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unite.models.kernels import Linear, rms_norm
+
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+    """``x * (1 + scale) + shift`` per sample, as one kernel."""
+    return torch.addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1))
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int, base: float = 10000.0):
@@ -30,12 +41,21 @@ def rope_tables(positions: torch.Tensor, head_dim: int, base: float = 10000.0):
     return angles.cos(), angles.sin()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[..., :half], x[..., half:]) of a (B, H, N, D) tensor."""
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+def rotation_coefficients(rope, weight: torch.Tensor | None, dtype: torch.dtype):
+    """(p, r) with ``RoPE(n * w) = n * p + roll(n, D/2) * r``, shaped (N, groups, 1, D).
+
+    RoPE rotates the pairs (n[:D/2], n[D/2:]): out = [n1 c - n2 s, n1 s + n2 c]. With the
+    QK-norm weight w folded in (one row per group, here q and k), p = [w1 c, w2 c] and
+    r = [-w2 s, w1 s]; the tables are tiny, so folding costs nothing and saves two passes
+    over q and k."""
+    cos, sin = rope
+    c = torch.cat([cos, cos], dim=-1)[:, None, None, :]
+    s = torch.cat([-sin, sin], dim=-1)[:, None, None, :]
+    if weight is None:
+        return c.to(dtype), s.to(dtype)
+    w = weight[None, :, None, :]
+    half = weight.shape[-1] // 2
+    return (c * w).to(dtype), (s * torch.roll(w, half, dims=-1)).to(dtype)
 
 
 class Attention(nn.Module):
@@ -47,18 +67,35 @@ class Attention(nn.Module):
             raise ValueError(f"width {dim} is not divisible by heads {heads}")
         self.heads = heads
         self.head_dim = dim // heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
-        self.proj = nn.Linear(dim, dim, bias=bias)
+        self.qk_norm = qk_norm
+        self.qkv = Linear(dim, 3 * dim, bias=bias)
+        self.proj = Linear(dim, dim, bias=bias)
+        # modules kept for their weights (state dict, weight-entropy grouping); the forward
+        # normalises q and k together with rms_norm
         self.q_norm = nn.RMSNorm(self.head_dim) if qk_norm else nn.Identity()
         self.k_norm = nn.RMSNorm(self.head_dim) if qk_norm else nn.Identity()
 
+    def _normalise_and_rotate(self, qk: torch.Tensor, rope) -> torch.Tensor:
+        """QK-norm and RoPE on q and k stacked as (B, N, 2, H, D)."""
+        weight = None
+        if self.qk_norm:
+            qk = rms_norm(qk, None, self.q_norm.eps)
+            weight = torch.stack([self.q_norm.weight, self.k_norm.weight])  # (2, D)
+        if rope is None:
+            return qk * weight[:, None, :].to(qk.dtype)
+        p, r = rotation_coefficients(rope, weight, qk.dtype)
+        return torch.addcmul(qk * p, torch.roll(qk, self.head_dim // 2, dims=-1), r)
+
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None):
         b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = self.q_norm(q), self.k_norm(k)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        out = F.scaled_dot_product_attention(q, k, v)
+        qkv = self.qkv(x).view(b, n, 3, self.heads, self.head_dim)
+        if self.qk_norm or rope is not None:
+            q, k = self._normalise_and_rotate(qkv[:, :, :2], rope).unbind(2)
+        else:
+            q, k = qkv[:, :, 0], qkv[:, :, 1]
+        v = qkv[:, :, 2]
+        # (B, N, H, D) views -> (B, H, N, D) without copies
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
@@ -68,8 +105,8 @@ class SwiGLU(nn.Module):
     def __init__(self, dim: int, mlp_ratio: float = 4.0):
         super().__init__()
         hidden = int(2 * mlp_ratio * dim / 3)
-        self.w12 = nn.Linear(dim, 2 * hidden)
-        self.w3 = nn.Linear(hidden, dim)
+        self.w12 = Linear(dim, 2 * hidden)
+        self.w3 = Linear(hidden, dim)
 
     def forward(self, x):
         a, b = self.w12(x).chunk(2, dim=-1)
@@ -86,13 +123,15 @@ class GEBlock(nn.Module):
         self.norm2 = nn.RMSNorm(dim, elementwise_affine=False)
         self.mlp = SwiGLU(dim, mlp_ratio)
         self.norm_out = nn.RMSNorm(dim)  # the extra per-block output norm
-        self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        self.adaLN = nn.Sequential(nn.SiLU(), Linear(dim, 6 * dim))
 
     def forward(self, x, c, rope=None):
         sh1, sc1, g1, sh2, sc2, g2 = self.adaLN(c).chunk(6, dim=-1)
-        x = x + g1.unsqueeze(1) * self.attn(modulate(self.norm1(x), sh1, sc1), rope)
-        x = x + g2.unsqueeze(1) * self.mlp(modulate(self.norm2(x), sh2, sc2))
-        return self.norm_out(x)
+        h = modulate(rms_norm(x, None, self.norm1.eps), sh1, sc1)
+        x = torch.addcmul(x, g1.unsqueeze(1), self.attn(h, rope))  # x + g1 * attn
+        h = modulate(rms_norm(x, None, self.norm2.eps), sh2, sc2)
+        x = torch.addcmul(x, g2.unsqueeze(1), self.mlp(h))
+        return rms_norm(x, self.norm_out.weight, self.norm_out.eps)
 
 
 class ViTBlock(nn.Module):
@@ -104,7 +143,7 @@ class ViTBlock(nn.Module):
         self.attn = Attention(dim, heads, qk_norm=False)
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(Linear(dim, hidden), nn.GELU(), Linear(hidden, dim))
 
     def forward(self, x, rope=None):
         x = x + self.attn(self.norm1(x), rope)
@@ -153,7 +192,7 @@ class FinalLayer(nn.Module):
 
     def forward(self, x, c):
         shift, scale = self.adaLN(c).chunk(2, dim=-1)
-        return self.linear(modulate(self.norm(x), shift, scale))
+        return self.linear(modulate(rms_norm(x, None, self.norm.eps), shift, scale))
 
 
 def sincos_2d(dim: int, grid: int) -> torch.Tensor:

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 
 from unite.models.blocks import ViTBlock, sincos_2d
+from unite.models.checkpointing import run_block
+from unite.models.kernels import Linear
 
 
 class PatchEmbed(nn.Module):
@@ -42,18 +44,18 @@ class ImageDecoder(nn.Module):
         heads: int,
         mlp_ratio: float = 4.0,
         channels: int = 3,
-        grad_checkpointing: bool = False,
+        grad_checkpointing: str | None = None,
     ):
         super().__init__()
         self.patch_size = patch_size
         self.grid = image_size // patch_size
         self.channels = channels
-        self.grad_checkpointing = grad_checkpointing
+        self.grad_checkpointing = grad_checkpointing  # None | "full" | "selective"
         self.latent_in = nn.Linear(latent_dim, width)
         self.register_buffer("pos", sincos_2d(width, self.grid)[None], persistent=False)
         self.blocks = nn.ModuleList(ViTBlock(width, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
-        self.head = nn.Linear(width, patch_size * patch_size * channels)
+        self.head = Linear(width, patch_size * patch_size * channels)
         self.apply(_xavier)
 
     def features(self, z: torch.Tensor) -> list[torch.Tensor]:
@@ -68,10 +70,7 @@ class ImageDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.latent_in(z) + self.pos.to(z.dtype)
         for block in self.blocks:
-            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+            x = run_block(block, self.grad_checkpointing, x)
         return self.unpatchify(self.head(self.norm(x)))
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from unite.models.blocks import FinalLayer, GEBlock, LabelEmbedder, rope_tables
+from unite.models.checkpointing import run_block
 from unite.models.time_embed import build_time_embedder
 
 TOKENIZE_T_MAX = 0.01
@@ -39,7 +39,6 @@ class GenerativeEncoder(nn.Module):
         mlp_ratio: float = 4.0,
         in_context_tokens: int = 0,
         in_context_start: int = 4,
-        grad_checkpointing: bool = False,
         time_embed: str = "fourier",
     ):
         super().__init__()
@@ -51,7 +50,6 @@ class GenerativeEncoder(nn.Module):
         self.heads = heads
         self.in_context_tokens = in_context_tokens
         self.in_context_start = min(in_context_start, depth)
-        self.grad_checkpointing = grad_checkpointing
 
         self.register_in = nn.Linear(latent_dim, width)
         self.register_embed = nn.Parameter(torch.zeros(1, num_registers, width))
@@ -95,8 +93,11 @@ class GenerativeEncoder(nn.Module):
     def null_labels(self, batch: int, device) -> torch.Tensor:
         return torch.full((batch,), self.num_classes, dtype=torch.long, device=device)
 
-    def tokenize(self, x, *, noise: torch.Tensor | None = None, return_hidden: bool = False):
-        """Tokenization pass: input -> clean latent z0 (B, K, latent_dim)."""
+    def tokenize(self, x, *, noise: torch.Tensor | None = None, return_hidden: bool = False,
+                 recompute: str | None = None):
+        """Tokenization pass: input -> clean latent z0 (B, K, latent_dim).
+
+        ``recompute``: activation checkpointing of the blocks (``unite.models.checkpointing``)."""
         if self.input_embed is None:
             raise RuntimeError("this GE was built without an input embedder (denoise-only)")
         tokens = self.input_embed(x)
@@ -104,13 +105,15 @@ class GenerativeEncoder(nn.Module):
         if noise is None:
             noise = torch.randn(b, self.num_registers, self.latent_dim, device=tokens.device)
         t = torch.rand(b, device=tokens.device) * TOKENIZE_T_MAX
-        return self.forward(noise, t, self.null_labels(b, tokens.device), tokens, return_hidden)
+        return self.forward(noise, t, self.null_labels(b, tokens.device), tokens, return_hidden,
+                            recompute)
 
-    def denoise(self, z_t, t, y, *, return_hidden: bool = False):
+    def denoise(self, z_t, t, y, *, return_hidden: bool = False, recompute: str | None = None):
         """Denoising pass: noisy latent z_t at time t (1 = clean) -> x-prediction of z0."""
-        return self.forward(z_t, t, y, None, return_hidden)
+        return self.forward(z_t, t, y, None, return_hidden, recompute)
 
-    def forward(self, registers, t, y, tokens=None, return_hidden: bool = False):
+    def forward(self, registers, t, y, tokens=None, return_hidden: bool = False,
+                recompute: str | None = None):
         b, k, _ = registers.shape
         x = self.register_in(registers) + self.register_embed
         if tokens is not None:
@@ -129,10 +132,7 @@ class GenerativeEncoder(nn.Module):
                     [torch.full((n_ctx,), -1, device=x.device), positions]
                 )
                 rope = rope_tables(positions, self.width // self.heads)
-            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, c, rope, use_reentrant=False)
-            else:
-                x = block(x, c, rope)
+            x = run_block(block, recompute, x, c, rope)
             if return_hidden:
                 hidden.append(x[:, n_ctx : n_ctx + k])
         z = self.latent_norm(self.final(x[:, n_ctx : n_ctx + k], c))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from unite.config import Config
+from unite.models.checkpointing import plan_for
 from unite.models.decoder import ImageDecoder, PatchEmbed
 from unite.models.generative_encoder import GenerativeEncoder
 from unite.models.unite_model import UNITE
@@ -67,7 +68,7 @@ def _input_and_decoder(cfg: Config, width: int) -> tuple[nn.Module, nn.Module]:
             depth=dec.depth,
             width=dec.width,
             heads=dec.heads,
-            grad_checkpointing=m.grad_checkpointing,
+            grad_checkpointing=plan_for(cfg).decode,
         )
         return embed, decoder
     if d.kind in ATOM_KINDS:
@@ -89,7 +90,6 @@ def build_ge(cfg: Config, input_embed: nn.Module | None) -> GenerativeEncoder:
         num_classes=cfg.data.num_classes,
         in_context_tokens=m.in_context_tokens,
         in_context_start=m.in_context_start,
-        grad_checkpointing=m.grad_checkpointing,
         time_embed=m.time_embed,
     )
 
