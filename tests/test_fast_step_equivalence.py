@@ -114,7 +114,8 @@ def test_optimizer_step_matches_clip_then_adamw():
             assert opt.defaults["fused"]
             norm = optimizer_step([opt], params, cfg.train.grad_clip)
         else:
-            opt = torch.optim.AdamW(params, lr=cfg.train.lr, betas=(0.9, 0.999), weight_decay=0.0)
+            opt = torch.optim.AdamW(params, lr=cfg.train.lr, betas=(0.9, 0.999),
+                                    eps=cfg.train.adam_eps, weight_decay=0.0)
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
             opt.step()
         assert norm > cfg.train.grad_clip

@@ -266,7 +266,7 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
     from unite.modality import is_image, to_device
     from unite.models import build_model
     from unite.models.unite_model import UNITE
-    from unite.optim import EMA, WarmupCosine, build_optimizers
+    from unite.optim import EMA, WarmupCosine, build_optimizers, optimizer_step
     from unite.training import (
         StopFlag,
         add_recon_noise,
@@ -493,15 +493,10 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
                     add("d_real", real.mean())
                     add("d_fake", fake.mean())
             if update_g:
-                norm = torch.nn.utils.clip_grad_norm_(g_params, ft.grad_clip or math.inf)
-                for opt in optimizers:
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
+                norm = optimizer_step(optimizers, g_params, ft.grad_clip)
                 ema.update(model.decoder)
                 add("grad_norm", norm)
-            d_norm = torch.nn.utils.clip_grad_norm_(disc_params, ft.grad_clip or math.inf)
-            disc_opt.step()
-            disc_opt.zero_grad(set_to_none=True)
+            d_norm = optimizer_step([disc_opt], disc_params, ft.grad_clip)
             add("disc_grad_norm", d_norm)
             step += 1
             n_steps += 1
