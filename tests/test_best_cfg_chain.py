@@ -24,7 +24,7 @@ def test_sweep_then_full_set_at_the_best_w(tmp_path):
     run = snakemake([gen, "--cores", "1", "--configfile", str(config)], cwd=repo, timeout=1500)
     assert run.returncode == 0, run.stdout[-5000:]
 
-    sweep = json.loads((repo / "results/metrics/digits/cfg_sweep.json").read_text())
+    sweep = json.loads((repo / "results/samples/digits/cfg_sweep.json").read_text())
     best = sweep["metrics"]["best_cfg"]
     assert best in (1.0, 3.0) and len(sweep["metrics"]["points"]) == 2
     scale = json.loads((repo / gen).read_text())["scale"]

@@ -144,15 +144,17 @@ DOWNSTREAM_OF_FINETUNE = {"finetune", "sample", "reconstruct", "evaluate", "anal
 # setting -> the stages whose jobs it changes, read off the rules (workflow/rules/*.smk)
 CASES = {
     # every experiment-level key of the workflow schema
-    "experiments.digits.per_class": (setter("experiments.digits.per_class", 10),
-                                     {"sample", "evaluate"}),  # evaluate: the CFG sweep's count
+    # the guidance sweep's sample count too: the sweep is part of the sample stage
+    "experiments.digits.per_class": (setter("experiments.digits.per_class", 10), {"sample"}),
     "experiments.qm9.num_samples": (setter("experiments.qm9.num_samples", 100), {"sample"}),
     "experiments.perov5.shards": (setter("experiments.perov5.shards", 1), {"sample"}),
     "experiments.qm9.recon_limit": (setter("experiments.qm9.recon_limit", 50), {"reconstruct"}),
     "experiments.digits.finetune": (setter("experiments.digits.finetune", False),
                                     DOWNSTREAM_OF_FINETUNE),
+    # no sweep: every protocol samples at its own w (sample, the grid drawn from them) and the
+    # tables lose the sweep's block
     "experiments.digits.cfg_sweep": (setter("experiments.digits.cfg_sweep", False),
-                                     {"evaluate", "tables"}),
+                                     {"sample", "figures", "tables"}),
     "experiments.digits.analyses": (setter("experiments.digits.analyses", ["alignment"]),
                                     {"analyze", "tables"}),
     "experiments.digits.protocols": (setter("experiments.digits.protocols", ["heun-balanced"]),
@@ -175,8 +177,8 @@ CASES = {
     "sampling.primary": (setter("sampling.primary", "dopri5-balanced"),
                          {"sample", "evaluate", "figures", "tables"}),
     "sampling.protocols.heun-balanced.steps": (
-        setter("sampling.protocols.heun-balanced.steps", 30), {"sample", "evaluate", "figures"}),
-    "sampling.cfg_sweep.scales": (setter("sampling.cfg_sweep.scales", [1.0, 3.0]), {"evaluate"}),
+        setter("sampling.protocols.heun-balanced.steps", 30), {"sample", "figures"}),
+    "sampling.cfg_sweep.scales": (setter("sampling.cfg_sweep.scales", [1.0, 3.0]), {"sample"}),
     "evaluation.grid_per_class": (setter("evaluation.grid_per_class", 2), {"figures"}),
     "evaluation.novelty": (setter("evaluation.novelty", True), {"evaluate"}),
     "datasets.digits.set": (setter("datasets.digits.set", ["data.seed=1"]),

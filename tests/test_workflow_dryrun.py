@@ -148,7 +148,7 @@ def test_paper_config_samples_50k_at_the_sweeps_best_w_for_tables_1_and_4(paper_
     blocks = planned_blocks(paper_plan)
     tables_job = next(b for b in blocks if b["rule"] == "tables")
     for exp in ("unite-b", "unite-l", "unite-xl"):
-        sweep = f"results/metrics/{exp}/cfg_sweep.json"
+        sweep = f"results/samples/{exp}/cfg_sweep.json"
         (sweep_job,) = [b for b in blocks if b["rule"] == "cfg_sweep"
                         and b["wildcards"].get("exp") == exp]
         assert "--num-samples 10000" in sweep_job["shell"]

@@ -64,15 +64,17 @@ STAGES: tuple[Stage, ...] = (
     Stage("reference", "reference", ("prepare",), ("src/unite/metrics", "config/experiments")),
     Stage("train", "checkpoints", ("prepare",), ("src/unite", "config/experiments")),
     Stage("finetune", "finetuned", ("prepare", "train"), ("src/unite/finetune.py",)),
-    Stage("sample", "samples", ("train", "finetune"), ("src/unite/sampling.py",
-                                                       "src/unite/decode.py")),
+    # the guidance sweep (sample and score at each w, keep the best) is part of sampling: every
+    # protocol's sampling job reads the w it picked
+    Stage("sample", "samples", ("prepare", "reference", "train", "finetune"),
+          ("src/unite/sampling.py", "src/unite/decode.py", "src/unite/metrics")),
     Stage("reconstruct", "recon", ("prepare", "train", "finetune"), ("src/unite/reconstruct.py",)),
     Stage("evaluate", "metrics", ("prepare", "reference", "train", "finetune", "sample",
                                   "reconstruct"), ("src/unite/metrics",)),
     Stage("analyze", "analysis", ("train", "finetune"), ("src/unite/analysis",)),
     Stage("figures", "figures", ("prepare", "train", "finetune", "sample"),
           ("src/unite/plots.py", "src/unite/analysis", "src/unite/drawings.py")),
-    Stage("tables", "tables", ("evaluate", "analyze"), ("src/unite/tables.py",)),
+    Stage("tables", "tables", ("sample", "evaluate", "analyze"), ("src/unite/tables.py",)),
 )
 PLAN_DEPS = ("Snakefile", "workflow", "config", "src/unite")
 

@@ -302,8 +302,9 @@ def source_of(path: Path) -> str:
 
 
 def experiment_of(path: Path, record: dict) -> str:
-    """The workflow's experiment name: RESULTS/metrics/<experiment>/<source>.json."""
-    if path.parent.parent.name == "metrics":
+    """The workflow's experiment name: RESULTS/metrics/<experiment>/<source>.json (the guidance
+    sweep: RESULTS/samples/<experiment>/cfg_sweep.json)."""
+    if path.parent.parent.name in ("metrics", "samples"):
         return path.parent.name
     return str(record.get("experiment", path.parent.name))
 

@@ -24,9 +24,9 @@ STAGES = ("train", "finetune", "sample", "reconstruct", "evaluate", "analyze", "
 STAGE_DOC = {
     "train": "training only",
     "finetune": "training, then GAN decoder fine-tuning",
-    "sample": "samples of every sampling protocol",
+    "sample": "samples of every sampling protocol (and the guidance sweep that picks their w)",
     "reconstruct": "reconstructions of the val split",
-    "evaluate": "every metric file: generation, reconstruction, guidance sweep",
+    "evaluate": "every metric file: generation, reconstruction",
     "analyze": "the Sec. 4 analyses",
     "figures": "its figures: sample grid, reconstruction pairs, loss curves",
     "tables": "its metrics, then the tables refreshed and its rows written",

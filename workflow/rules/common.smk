@@ -305,6 +305,13 @@ def metric(exp: str, name: str) -> str:
     return f"{RESULTS}/metrics/{exp}/{name}.json"
 
 
+def sweep_result(exp: str) -> str:
+    """The guidance sweep's result. It lives with the samples: the sweep picks the w that every
+    protocol's sampling job reads, so it belongs to the sample stage, not to evaluate.
+    """
+    return f"{RESULTS}/samples/{exp}/cfg_sweep.json"
+
+
 def reference_stats(dataset: str) -> str:
     return f"{RESULTS}/reference/{dataset}-{config['evaluation']['image_features']}-stats.npz"
 
@@ -441,14 +448,14 @@ def swept(exp: str) -> bool:
 
 def guidance_input(wildcards) -> dict:
     """The sweep result a sampling job reads its w from (swept experiments only)."""
-    return {"sweep": metric(wildcards.exp, "cfg_sweep")} if swept(wildcards.exp) else {}
+    return {"sweep": sweep_result(wildcards.exp)} if swept(wildcards.exp) else {}
 
 
 def guidance_args(exp: str, protocol: str) -> str:
     """Solver etc. of the protocol; w from the sweep (read at job time) when it is swept,
     else the protocol's `cfg` or the library config's sample.cfg."""
     if swept(exp):
-        sweep = shlex.quote(metric(exp, "cfg_sweep"))
+        sweep = shlex.quote(sweep_result(exp))
         return f"{protocol_args(protocol, with_cfg=False)} --cfg-from {sweep}"
     return protocol_args(protocol)
 
@@ -522,7 +529,7 @@ def experiment_metrics(exp: str) -> list:
         files.append(metric(exp, f"gen_{PRIMARY}_trained_decoder"))
     files += [metric(exp, f"recon_{s}") for s in recon_stages(exp)]
     if swept(exp):
-        files.append(metric(exp, "cfg_sweep"))
+        files.append(sweep_result(exp))
     files += [
         f"{RESULTS}/analysis/{exp}/{a}.json" for a in EXPERIMENTS[exp]["analyses"]
     ]
@@ -574,7 +581,8 @@ def experiment_stage_files(exp: str) -> dict:
             [trained_decoder_samples(exp, PRIMARY)]
             if decodes_before_finetune(exp)
             else []
-        ),
+        )
+        + ([sweep_result(exp)] if swept(exp) else []),
         "reconstruct": [recon(exp, s) for s in recon_stages(exp)],
         "evaluate": [f for f in metrics if f.startswith(f"{RESULTS}/metrics/")],
         "analyze": [f for f in metrics if f.startswith(f"{RESULTS}/analysis/")],

@@ -104,7 +104,7 @@ rule cfg_sweep:
         unpack(image_reference),
         ckpt=lambda wc: model_checkpoint(wc.exp),
     output:
-        metric("{exp}", "cfg_sweep"),
+        sweep_result("{exp}"),
     log:
         log("cfg_sweep", "exp"),
     benchmark:
