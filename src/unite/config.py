@@ -22,7 +22,7 @@ import yaml
 from unite.errors import UserError
 
 # Keys that may change between a checkpoint and its resumption: they leave the maths alone or
-# only extend the run (unite.training.check_resumable). Kept here, not in unite.training, so
+# only extend the run (unite.resume.check_resumable). Kept here, not in unite.resume, so
 # the workflow can read them without importing torch.
 RESUMABLE_CHANGES = (
     "train.steps",

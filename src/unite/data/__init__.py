@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch.utils.data import Dataset
 
 from unite.config import Config
+from unite.errors import UserError
 
 SPLITS = ("train", "val", "test")
 
@@ -31,3 +32,14 @@ def build_dataset(cfg: Config, split: str) -> Dataset:
 
         return CrystalDataset(cfg, split)
     raise ValueError(f"unknown data kind {kind!r}")
+
+
+def train_and_val(cfg: Config) -> tuple[Dataset, Dataset | None]:
+    """The train split and the val split, or None for a dataset without one (no held-out
+    eval)."""
+    train_set = build_dataset(cfg, "train")
+    try:
+        val_set = build_dataset(cfg, "val")
+    except UserError:
+        val_set = None
+    return train_set, val_set
