@@ -13,24 +13,10 @@ from snakemake.exceptions import WorkflowError
 
 import unite.claims.plan
 import unite.config
+import unite.kinds
 import unite.targets
 from unite.errors import UserError
 from unite.tables import ALL_STEMS, TABLE_FORMATS
-
-# data.kind -> suffix of the prepared file, and the kind of metrics a dataset gets
-PREPARED_SUFFIX = {
-    "digits": "npz",
-    "imagefolder": "json",
-    "qm9": "npz",
-    "crystals": "npz",
-}
-MODALITY = {
-    "digits": "images",
-    "imagefolder": "images",
-    "qm9": "molecules",
-    "crystals": "crystals",
-}
-
 
 # -- validation -----------------------------------------------------------------------------
 def _with_defaults(validator_class):
@@ -111,7 +97,7 @@ def experiment_table(cfg: dict) -> tuple[dict, dict]:
             merged["config"], merged["set"], f"config key 'experiments.{name}'"
         )
         merged["finetune"] = finetune_flag(name, spec, merged, lib)
-        if "trajectory" in merged["analyses"] and MODALITY[lib.data.kind] != "images":
+        if "trajectory" in merged["analyses"] and unite.kinds.modality(lib.data.kind) != "images":
             raise WorkflowError(
                 f"config key 'experiments.{name}.analyses': trajectory draws decoded images; "
                 "it needs an image experiment"
@@ -125,7 +111,7 @@ def finetune_flag(name: str, spec: dict, merged: dict, lib) -> bool:
     only: molecule/crystal experiments are never fine-tuned (their tables say "not
     applicable"), and asking for it explicitly is an error; an image experiment needs a
     budget (finetune.epochs or finetune.steps) in its library config."""
-    if MODALITY[lib.data.kind] != "images":
+    if unite.kinds.modality(lib.data.kind) != "images":
         if spec.get("finetune"):
             raise WorkflowError(
                 f"config key 'experiments.{name}.finetune': {lib.data.kind} experiment: the "
@@ -198,7 +184,7 @@ if "adm" in FID_PROTOCOLS:
 
 
 def modality(exp: str) -> str:
-    return MODALITY[LIB[exp].data.kind]
+    return unite.kinds.modality(LIB[exp].data.kind)
 
 
 def image_experiments() -> list:
@@ -227,7 +213,7 @@ def bench(rule_name: str, *wildcards: str) -> str:
 
 
 def prepared_path(dataset: str) -> str:
-    return f"{RESULTS}/data/{dataset}.{PREPARED_SUFFIX[DATA_CFG[dataset].data.kind]}"
+    return f"{RESULTS}/data/{dataset}.{unite.kinds.get(DATA_CFG[dataset].data.kind).prepared}"
 
 
 def run_dir(exp: str) -> str:
