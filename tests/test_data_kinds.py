@@ -38,6 +38,6 @@ def test_unknown_kind():
 
 
 def test_table_imports_without_torch():
-    """config.py and the workflow's common.smk import it: it must not pull torch in."""
+    """config.py and the workflow's common/config.smk import it: it must not pull torch in."""
     code = "import sys, unite.kinds, unite.config; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -3,7 +3,7 @@
 Readers: the config check (``config.CHOICES["data.kind"]`` and the image-only checks), the
 dataset factory (``unite.data.build_dataset``), ``unite prepare`` (``unite.data.prepare``),
 the model registry (image or atom input embedding and decoder), ``unite.modality`` and the
-workflow (``workflow/rules/common.smk``: the prepared file's suffix, which metrics a dataset
+workflow (``workflow/rules/common/``: the prepared file's suffix, which metrics a dataset
 gets). Standard library only: ``config.py`` and the workflow import it without torch.
 
 Adding a dataset kind = one row of :data:`DATA_KINDS` + one dataset module (the ``Dataset``
