@@ -1,15 +1,11 @@
 """``python -m unite train``: single-stage joint training of GE + decoder (REFERENCE section 2).
 
-This module is the loop; the maths of one step is :class:`unite.objective.JointObjective`
-(both passes of a micro-batch, the flow-weight schedule), the resume machinery is
-:mod:`unite.resume` (data order, RNG state, resumability check, stop flag) and the
-optimisation pieces are :mod:`unite.optim`.
-
-Optimisation (unite.optim): Muon + AdamW, warm-up + cosine counted in optimizer steps,
-gradient accumulation (``grad_accum`` micro-batches per optimizer step; ``batch_size`` is the
-global batch over ranks and micro-batches), clipping over all parameters (``optimizer_step``),
-EMA of the whole model. bf16 autocast on CUDA (``precision: auto``,
-``acceleration.autocast_for``), fp32 on CPU. DDP under torchrun.
+This module is the loop. The maths of a step is :class:`unite.objective.JointObjective`;
+resuming is :mod:`unite.resume`; optimisation is :mod:`unite.optim` (Muon + AdamW, warm-up +
+cosine in optimizer steps, ``optimizer_step``: clipping over all parameters, EMA of the whole
+model); ``grad_accum`` micro-batches per optimizer step (``batch_size`` is the global batch
+over ranks and micro-batches); bf16 autocast on CUDA (``acceleration.autocast_for``), fp32 on
+CPU; DDP under torchrun.
 
 Run folder: ``RUN/config.yaml`` (the resolved config of ``last.pt``; written with every
 checkpoint), ``RUN/metrics.jsonl`` (one JSON object per line, ``"kind": "train"`` or
@@ -48,12 +44,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from unite import acceleration, checkpoint, distributed
 from unite import config as config_mod
 from unite.acceleration import autocast_for
-from unite.atomic import (
-    ENVIRONMENT_ERRNOS,
-    check_writable,
-    clean_stale_temps,
-    environment_error,
-)
+from unite.atomic import ENVIRONMENT_ERRNOS, check_writable, clean_stale_temps, environment_error
 from unite.config import Config
 from unite.data import train_and_val
 from unite.errors import UserError
