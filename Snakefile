@@ -13,7 +13,11 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-include: "workflow/rules/common.smk"
+include: "workflow/rules/common/config.smk"
+include: "workflow/rules/common/paths.smk"
+include: "workflow/rules/common/args.smk"
+include: "workflow/rules/common/outputs.smk"
+include: "workflow/rules/common/inputs.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/finetune.smk"

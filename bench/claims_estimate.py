@@ -31,9 +31,9 @@ from unite import config as config_mod
 from unite.claims.plan import load_plan
 from unite.data import build_dataset
 from unite.models import build_model
+from unite.objective import JointObjective
 from unite.optim import EMA, build_optimizers
 from unite.sampling import generate_with_stats
-from unite.training import JointObjective
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,8 +20,9 @@ Every row runs in its own subprocess (so peak RSS is per row). ``--compare REV_A
 checks both git revisions out into temporary worktrees (``.`` = this working tree, uncommitted
 changes included), runs the row under each, alternating A B / B A for ``--rounds`` rounds on
 the same machine, and prints the ratio of the median step times. The worker only uses APIs
-that every revision has (``build_model``, ``JointObjective``, ``build_optimizers``, ``EMA``), so
-old revisions can be timed with this script. Prints one JSON object per line.
+that every revision has (``build_model``, ``JointObjective``, ``build_optimizers``, ``EMA``;
+the loop's own ``optimizer_step`` where it exists), so old revisions can be timed with this
+script. Prints one JSON object per line.
 """
 
 from __future__ import annotations
@@ -78,7 +79,11 @@ def worker(args) -> dict:
     from unite import config
     from unite.models import build_model
     from unite.optim import EMA, build_optimizers
-    from unite.training import JointObjective, autocast_for
+    try:  # the objective and the precision policy in their own modules
+        from unite.acceleration import autocast_for
+        from unite.objective import JointObjective
+    except ImportError:  # older revisions: both in the training module
+        from unite.training import JointObjective, autocast_for
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -99,7 +104,7 @@ def worker(args) -> dict:
         acceleration = None
     if acceleration is not None:
         acceleration.configure(cfg, device)
-    try:
+    try:  # the one step the training loop and fine-tuning call: the bench times the real one
         from unite.optim import optimizer_step
     except ImportError:  # older revisions: the loop's inline step
         def optimizer_step(optimizers, params, grad_clip):

@@ -8,8 +8,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from training_helpers import SyntheticImages, tiny_config
+from unite.acceleration import autocast_for
 from unite.models import build_model
-from unite.training import autocast_for, evaluate
+from unite.validation import evaluate
 
 
 class ConstantLatent(torch.nn.Module):

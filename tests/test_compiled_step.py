@@ -11,7 +11,7 @@ import torch
 from training_helpers import one_thread, tiny_config
 from unite.acceleration import compile_model, transformer_blocks
 from unite.models import build_model
-from unite.training import JointObjective
+from unite.objective import JointObjective
 
 
 @pytest.fixture(autouse=True)

@@ -17,8 +17,8 @@ from unite import config
 from unite.models import build_model
 from unite.models.checkpointing import AUTO_MIN_DRAWS, plan
 from unite.models.kernels import linear, rms_norm, use_onednn
+from unite.objective import JointObjective
 from unite.optim import build_optimizers, optimizer_step
-from unite.training import JointObjective
 
 # 32x32 images so that LPIPS's VGG (random backbone) runs; in-context class tokens from block 1
 # so that RoPE's unrotated positions are exercised; three flow draws in two chunks.

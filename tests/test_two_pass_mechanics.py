@@ -6,8 +6,8 @@ import torch
 
 from training_helpers import one_thread, tiny_config
 from unite.models import build_model
+from unite.objective import JointObjective, add_recon_noise, chunk_sizes, drop_labels
 from unite.optim import build_optimizers, split_params
-from unite.training import JointObjective, add_recon_noise, chunk_sizes, drop_labels
 
 
 @pytest.fixture(autouse=True)
@@ -138,7 +138,7 @@ def test_muon_gets_block_matrices_and_adamw_the_rest():
 
 
 def test_flow_schedule_is_off_then_ramps_to_full_weight():
-    from unite.training import flow_weight_at
+    from unite.objective import flow_weight_at
 
     cfg = tiny_config("train.flow_start=10", "train.flow_ramp=4", "train.flow_weight=2.0")
     assert [flow_weight_at(s, cfg) for s in (0, 9, 10, 11, 13, 100)] == [0, 0, 0.5, 1.0, 2.0, 2.0]

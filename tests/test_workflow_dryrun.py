@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from unite import config as unite_config
+from unite import kinds
 from workflow_helpers import REPO, copy_workflow, default_config, snakemake, write_config
 
 CHAIN = ("train", "finetune", "sample_shard", "gather", "evaluate_samples", "reconstruct",
@@ -71,7 +72,7 @@ def check_chain(jobs: dict, cfg: dict) -> None:
     for name, spec in cfg["experiments"].items():
         spec = {**defaults, **spec}
         kind = unite_config.load(REPO / spec["config"]).data.kind
-        finetuned = spec.get("finetune", True) and kind in ("digits", "imagefolder")
+        finetuned = spec.get("finetune", True) and kinds.is_images(kind)
         per_exp = {rule: [w for w in jobs[rule] if w.get("exp") == name] for rule in CHAIN}
         for rule in CHAIN:
             if rule in FINETUNE_ONLY and not finetuned:

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import sys
 
@@ -29,6 +30,14 @@ from unite.config import Config
 def uses_bf16(cfg: Config, device: torch.device) -> bool:
     p = cfg.train.precision
     return p == "bf16" or (p == "auto" and device.type == "cuda")
+
+
+def autocast_for(cfg: Config, device: torch.device):
+    """The training precision policy (``train.precision``) as a context factory: bf16
+    autocast where :func:`uses_bf16`, else a no-op; used by training, fine-tuning, the bench."""
+    if uses_bf16(cfg, device):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 # glibc mallopt parameters

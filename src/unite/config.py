@@ -19,10 +19,11 @@ from typing import Any
 
 import yaml
 
+from unite import kinds
 from unite.errors import UserError
 
 # Keys that may change between a checkpoint and its resumption: they leave the maths alone or
-# only extend the run (unite.training.check_resumable). Kept here, not in unite.training, so
+# only extend the run (unite.resume.check_resumable). Kept here, not in unite.resume, so
 # the workflow can read them without importing torch.
 RESUMABLE_CHANGES = (
     "train.steps",
@@ -43,7 +44,7 @@ RESUMABLE_CHANGES = (
 class DataConfig:
     """Where samples come from and how they are shaped."""
 
-    kind: str = "digits"  # digits | imagefolder | qm9 | crystals
+    kind: str = "digits"  # a row of unite.kinds.DATA_KINDS: digits | imagefolder | qm9 | crystals
     root: str = ""  # imagefolder root / prepared array file / crystal CSV folder
     image_size: int = 32
     num_classes: int = 10
@@ -212,7 +213,7 @@ class Config:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.kind": ("digits", "imagefolder", "qm9", "crystals"),
+    "data.kind": kinds.NAMES,
     "data.on_corrupt": ("error", "skip"),
     "model.size": ("tiny", "S", "B", "L", "XL"),
     "model.decoder_size": ("tiny", "S", "B"),
@@ -425,7 +426,7 @@ def validate(cfg: Config) -> Config:
     if len(lo_hi) != 2 or not 0.0 <= lo_hi[0] <= lo_hi[1] <= 1.0:
         _fail("sample.interval", f"expected [lo, hi] with 0 <= lo <= hi <= 1, got {lo_hi}")
     m = cfg.model
-    if cfg.data.kind in ("digits", "imagefolder"):
+    if kinds.is_images(cfg.data.kind):
         if cfg.data.image_size % m.patch_size:
             _fail("model.patch_size", f"must divide data.image_size ({cfg.data.image_size})")
         grid = (cfg.data.image_size // m.patch_size) ** 2

@@ -34,7 +34,7 @@ Run folder (``--run``, default ``<out>_run/``): ``config.yaml``, ``metrics.jsonl
 "finetune"`` / ``"eval"`` lines; eval = EMA-decoder val PSNR/L1, also at step 0),
 ``checkpoints/last.pt`` (decoder, decoder EMA, discriminator, optimizers, step, per-rank RNG)
 and ``loss_curves.png``. Resume, SIGTERM/SIGUSR1 (exit 128 + signal) and DDP work exactly as
-in ``unite.training``, whose machinery this module imports.
+in ``unite.training``; that machinery is ``unite.resume``'s, shared by both.
 
 The output checkpoint is the input with new ``decoder.*`` weights and ``meta.fine_tuned =
 true`` plus ``meta.finetune`` (steps, epochs, batch, loss, weights), which every sample file,
@@ -259,26 +259,26 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
 
     from unite import checkpoint, distributed
     from unite import config as config_mod
+    from unite.acceleration import autocast_for
     from unite.config import FINETUNE_RESUMABLE, RESUMABLE_CHANGES
-    from unite.data import build_dataset
+    from unite.data import train_and_val
     from unite.errors import UserError
     from unite.losses import ReconLoss
     from unite.modality import is_image, to_device
     from unite.models import build_model
     from unite.models.unite_model import UNITE
+    from unite.objective import add_recon_noise
     from unite.optim import EMA, WarmupCosine, build_optimizers, optimizer_step
-    from unite.training import (
+    from unite.resume import (
         StopFlag,
-        add_recon_noise,
-        autocast_for,
         check_resumable,
-        evaluate,
         make_loader,
         restore_rng,
         rng_state,
         seed_everything,
         truncate_metrics,
     )
+    from unite.validation import evaluate
 
     ft = cfg.finetune
     dev = env.device
@@ -294,12 +294,7 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
                         "checkpoint")
     source_step = int(source.get("step", 0))
 
-    train_set, val_set = datasets if datasets is not None else (build_dataset(cfg, "train"), None)
-    if datasets is None:
-        try:
-            val_set = build_dataset(cfg, "val")
-        except UserError:
-            val_set = None
+    train_set, val_set = datasets if datasets is not None else train_and_val(cfg)
     batch = ft.batch_size or cfg.train.batch_size
     if len(train_set) < batch:
         raise UserError(f"the training set has {len(train_set)} examples, fewer than one "

@@ -30,6 +30,7 @@ import json
 import torch
 
 from unite import config as config_mod
+from unite import kinds
 from unite.modality import is_image
 from unite.models import build_model
 from unite.models.checkpointing import plan_for
@@ -115,7 +116,7 @@ def describe(cfg) -> dict:
     else:
         # atoms: one token per atom slot (+ a lattice token for crystals); the embedding's
         # small coordinate projection is left out; the decoder is counted by FlopCounterMode
-        n_in = cfg.data.max_atoms + (1 if cfg.data.kind == "crystals" else 0)
+        n_in = cfg.data.max_atoms + (1 if kinds.modality(cfg.data.kind) == "crystals" else 0)
         embed = 0
         z = torch.empty(1, *model.latent_shape, device="meta")
         dec_blocks, dec_rest = _counted(lambda: model.decoder(z)), 0

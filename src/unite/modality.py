@@ -7,16 +7,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from unite import kinds
 from unite.config import Config
-from unite.models.registry import ATOM_KINDS, IMAGE_KINDS
 
 
 def is_image(cfg: Config) -> bool:
-    return cfg.data.kind in IMAGE_KINDS
+    return kinds.is_images(cfg.data.kind)
 
 
 def is_atoms(cfg: Config) -> bool:
-    return cfg.data.kind in ATOM_KINDS
+    return kinds.is_atoms(cfg.data.kind)
 
 
 def to_device(x, device):

@@ -1,6 +1,6 @@
 # The paper's claims over seeds (config/claims.yaml): the verdict table and figure. The
-# experiments themselves are ordinary ones, expanded from `claims:` in common.smk; this rule
-# reads the metric files and training logs the claims name (unite.claims.plan.Plan.inputs).
+# experiments themselves are ordinary ones, expanded from `claims:` in common/config.smk; this
+# rule reads the metric files and training logs the claims name (unite.claims.plan.Plan.inputs).
 
 
 if CLAIMS is not None:

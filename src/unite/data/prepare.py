@@ -1,8 +1,8 @@
 """``python -m unite prepare --config C --out PATH``: turn a dataset into one versioned file.
 
 Dispatches on ``data.kind`` to the ``prepare(cfg, out_path) -> dict`` of the dataset module
-(digits, imagefolder, qm9, crystals) and prints that summary as one JSON line. Later runs
-point ``data.root`` at PATH (QM9, crystals, imagefolder) so that training never re-parses raw
+that its row of ``unite.kinds.DATA_KINDS`` names, and prints that summary as one JSON line.
+Later runs point ``data.root`` at PATH (QM9, crystals, imagefolder) so that training never re-parses raw
 sources, and the workflow can version PATH as the data artefact.
 """
 
@@ -13,14 +13,8 @@ import importlib
 import json
 
 from unite import config as config_mod
+from unite import kinds
 from unite.errors import UserError
-
-MODULES = {
-    "digits": "unite.data.digits",
-    "imagefolder": "unite.data.images",
-    "qm9": "unite.data.qm9",
-    "crystals": "unite.data.crystals",
-}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def prepare(cfg, out_path) -> dict:
-    module = importlib.import_module(MODULES[cfg.data.kind])
+    module = importlib.import_module(kinds.get(cfg.data.kind).module)
     fn = getattr(module, "prepare", None)
     if fn is None:
         raise UserError(f"data.kind '{cfg.data.kind}' has no prepare step")

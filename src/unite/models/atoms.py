@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unite import kinds
 from unite.config import Config
 from unite.models.blocks import ViTBlock
 
@@ -43,7 +44,7 @@ ANGLE_CENTRE, ANGLE_SCALE = 90.0, 30.0
 
 
 def is_periodic(cfg: Config) -> bool:
-    return cfg.data.kind == "crystals"
+    return kinds.modality(cfg.data.kind) == "crystals"
 
 
 # -- normalisation (physical <-> model units) ----------------------------------------------

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from unite import kinds
 from unite.config import Config
 from unite.models.checkpointing import plan_for
 from unite.models.decoder import ImageDecoder, PatchEmbed
@@ -37,10 +38,6 @@ DECODER_SIZES: dict[str, Size] = {
     "B": Size(12, 768, 12),
 }
 
-IMAGE_KINDS = ("digits", "imagefolder")
-ATOM_KINDS = ("qm9", "crystals")
-
-
 def resolve(table: dict[str, Size], name: str, depth: int, width: int, heads: int) -> Size:
     base = table[name]
     return Size(depth or base.depth, width or base.width, heads or base.heads)
@@ -59,7 +56,7 @@ def decoder_size(cfg: Config) -> Size:
 def _input_and_decoder(cfg: Config, width: int) -> tuple[nn.Module, nn.Module]:
     m, d = cfg.model, cfg.data
     dec = decoder_size(cfg)
-    if d.kind in IMAGE_KINDS:
+    if kinds.is_images(d.kind):
         embed = PatchEmbed(d.image_size, m.patch_size, width)
         decoder = ImageDecoder(
             image_size=d.image_size,
@@ -71,7 +68,7 @@ def _input_and_decoder(cfg: Config, width: int) -> tuple[nn.Module, nn.Module]:
             grad_checkpointing=plan_for(cfg).decode,
         )
         return embed, decoder
-    if d.kind in ATOM_KINDS:
+    if kinds.is_atoms(d.kind):
         from unite.models.atoms import build_atom_modules
 
         return build_atom_modules(cfg, width, dec)

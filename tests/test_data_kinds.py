@@ -1,0 +1,43 @@
+"""The table of data kinds is the one list: every reader agrees with it, every row resolves."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from unite import config, kinds, modality
+from unite.errors import UserError
+
+
+@pytest.mark.parametrize("row", kinds.DATA_KINDS.values(), ids=kinds.NAMES)
+def test_every_row_names_a_dataset_class_and_a_prepare_step(row):
+    module = importlib.import_module(row.module)
+    assert isinstance(getattr(module, row.dataset), type)
+    assert callable(module.prepare)
+    assert row.modality in kinds.MODALITIES
+    assert row.prepared in ("npz", "json")
+
+
+def test_config_choices_and_modality_read_the_table():
+    assert config.CHOICES["data.kind"] == kinds.NAMES
+    with pytest.raises(UserError, match="data.kind"):
+        config.from_dict({"data": {"kind": "cifar"}})
+    for name, row in kinds.DATA_KINDS.items():
+        cfg = config.Config()
+        cfg.data.kind = name
+        assert modality.is_image(cfg) == (row.modality == "images") != modality.is_atoms(cfg)
+
+
+def test_unknown_kind():
+    with pytest.raises(ValueError, match="unknown data kind 'cifar'"):
+        kinds.get("cifar")
+    assert not kinds.is_images("cifar") and not kinds.is_atoms("cifar")
+
+
+def test_table_imports_without_torch():
+    """config.py and the workflow's common/config.smk import it: it must not pull torch in."""
+    code = "import sys, unite.kinds, unite.config; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
