@@ -132,7 +132,7 @@ def register() -> None:
 
 def _split_uint8(cfg, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A digits split as the metric path will see it: uint8 (N, 3, S, S) + labels."""
-    from unite.metrics.images import split_dataset, to_uint8_chw
+    from unite.metrics.image_sets import split_dataset, to_uint8_chw
 
     ds = split_dataset(cfg, split)
     xs, ys = zip(*(ds[i] for i in range(len(ds))))
