@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from unite import cli, config
+from unite.artifacts import write_sample_file
 from unite.metrics import digits_classifier as dc
 from unite.metrics import reference as rs
 from unite.provenance import file_sha256
-from unite.sampling import write_sample_file
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -9,10 +9,10 @@ import torch
 
 from cli_helpers import user_error
 from unite import cli
+from unite.artifacts import write_sample_file
 from unite.metrics import digits_classifier as dc
 from unite.metrics import features as ft
 from unite.metrics import images as im
-from unite.sampling import write_sample_file
 
 
 def fail(argv, capsys) -> str:

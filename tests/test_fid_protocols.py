@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from unite import cli
+from unite.artifacts import read_sample_file, write_sample_file
 from unite.errors import UserError
 from unite.metrics import adm_reference
 from unite.metrics import features as ft
@@ -26,7 +27,6 @@ from unite.metrics import image_sets as sets
 from unite.metrics import images as im
 from unite.metrics import reference as rs
 from unite.provenance import file_sha256
-from unite.sampling import read_sample_file, write_sample_file
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 DIGITS = Path(__file__).resolve().parents[1] / "config/experiments/digits.yaml"

@@ -84,14 +84,10 @@ def add_arguments(p) -> None:
 def run(args) -> None:
     from torch.utils.data import Subset
 
+    from unite.artifacts import checkpoint_meta, write_sample_file
+    from unite.checkpoint import default_device, load_for_inference
     from unite.data import build_dataset
     from unite.modality import is_image
-    from unite.sampling import (
-        checkpoint_meta,
-        default_device,
-        load_for_inference,
-        write_sample_file,
-    )
 
     if args.limit is not None and args.limit <= 0:
         raise UserError(f"--limit must be > 0, got {args.limit}")

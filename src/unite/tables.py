@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unite.artifacts import read_record
 from unite.atomic import atomic_write
 from unite.errors import UserError
 from unite.metrics.inputs import INPUT_FLAG
@@ -316,11 +317,8 @@ def read_results(results_dir: str | Path) -> dict[tuple[str, str], Result]:
         raise UserError(f"--results {root}: no such folder")
     found: dict[tuple[str, str], Result] = {}
     for path in sorted(root.rglob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if not isinstance(record, dict) or not {"kind", "metrics"} <= record.keys():
+        record = read_record(path)
+        if record is None:
             continue
         res = Result(
             experiment=experiment_of(path, record),
@@ -764,7 +762,7 @@ PROVENANCE_COLUMNS = (
 
 def provenance_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     """One row per metric file (analysis and loss-curve JSON are not metrics)."""
-    from unite.metrics import RESULT_KINDS
+    from unite.artifacts import RESULT_KINDS
 
     head = ["experiment", "source", "kind", "file", *PROVENANCE_COLUMNS]
     rows = []

@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from unite.artifacts import write_result
 from unite.errors import UserError
-from unite.metrics import write_result
 
 DELEGATED = {
     "molecules": ("unite.metrics.molecules", "QM9 metrics: reconstruction match/RMSD or validity/uniqueness"),
@@ -159,9 +159,10 @@ def _positive(args, *names) -> None:
 
 def _read_images(path: str, fields: tuple[str, ...], ref_meta: dict, ref_path) -> tuple[dict, dict]:
     """The image arrays of a sample/recon file, checked against the reference statistics."""
+    from unite.artifacts import read_npz
     from unite.metrics import inputs
 
-    arrays, meta = inputs.read_npz(path, "file")
+    arrays, meta = read_npz(path, "file")
     inputs.require(arrays, fields, path)
     for key in fields:
         inputs.check_images(arrays[key], path, key, image_size=ref_meta.get("image_size"),
@@ -267,9 +268,10 @@ def run_digits_classifier(args) -> None:
 
 def _model_and_metric_fn(args):
     """Checkpoint, reference and the metric function of cfg-sweep."""
+    from unite.artifacts import checkpoint_meta
+    from unite.checkpoint import default_device, load_for_inference
     from unite.metrics import images as im
     from unite.metrics import reference as rs
-    from unite.sampling import checkpoint_meta, default_device, load_for_inference
 
     stats, ref_meta, spec = _ref(args)
     device = args.device or default_device()

@@ -137,10 +137,6 @@ def write_random_inception_weights(path: str | Path, seed: int = 0) -> Path:
 
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def extract_features(
     images: Dataset,
     spec: FeatureSpec,
@@ -154,6 +150,8 @@ def extract_features(
     """torch-fidelity's feature extraction over a uint8 dataset -> {layer: (N, D) tensor}
     (``layers``: default the FID and IS layers of ``spec``)."""
     from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
+
+    from unite.checkpoint import default_device
 
     cuda = (device or default_device()) == "cuda"
     extractor = create_feature_extractor(

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unite.checkpoint import default_device
 from unite.errors import UserError
-from unite.metrics.features import DIGITS, INCEPTION, FeatureSpec, default_device, extract_features
+from unite.metrics.features import DIGITS, INCEPTION, FeatureSpec, extract_features
 from unite.metrics.image_sets import UInt8Images
 from unite.metrics.psnr import mean_psnr_uint8
 from unite.metrics.reference import (
@@ -256,7 +257,7 @@ def samples_result(
 ) -> dict:
     """gFID / IS (/ class accuracy, / precision-recall) of one sample set as the team's
     ``gen_images`` object. Against an ADM reference batch the keys carry ``_adm``."""
-    from unite.metrics import result
+    from unite.artifacts import result
     from unite.provenance import missing_flag
 
     if meta.get("label_mode") == "unconditional":
@@ -306,7 +307,7 @@ def recon_result(
 ) -> dict:
     """rFID / PSNR / L1 / LPIPS of one reconstruction file as the team's ``recon_images``
     object (``meta``: the file's; its PSNR summary is dropped, the metrics hold PSNR)."""
-    from unite.metrics import result
+    from unite.artifacts import result
     from unite.provenance import missing_flag
 
     ref_meta = ref_meta or {}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unite.artifacts import META, npz_members, read_npz
 from unite.atomic import atomic_write
 from unite.errors import UserError
 from unite.metrics.features import FeatureSpec, extract_features, feature_spec
@@ -49,7 +50,7 @@ def stats_meta(spec: FeatureSpec, out: str | Path | None = None, **extra) -> dic
 
 def save_ref_stats(path: str | Path, stats: dict, meta: dict) -> None:
     with atomic_write(path, "wb") as fh:
-        np.savez(fh, mu=stats["mu"], sigma=stats["sigma"], meta=np.str_(json.dumps(meta)))
+        np.savez(fh, mu=stats["mu"], sigma=stats["sigma"], **{META: np.str_(json.dumps(meta))})
 
 
 def load_ref_stats(path: str | Path) -> tuple[dict, dict]:
@@ -65,15 +66,8 @@ def load_ref_stats(path: str | Path) -> tuple[dict, dict]:
             f"`python -m unite evaluate ref-stats --config C --out {path} --features inception|digits "
             f"--weights W`"
         )
-    try:
-        with np.load(path) as f:
-            files = list(f.files)
-    except Exception:  # read_npz below says what is wrong with the file
-        files = []
-    if adm_reference.is_adm_batch(files):
+    if adm_reference.is_adm_batch(npz_members(path)):  # [] if unreadable: read_npz says why
         return adm_reference.read_stats(path)
-    from unite.metrics.inputs import read_npz
-
     arrays, meta = read_npz(path, "reference statistics")
     if not {"mu", "sigma"} <= arrays.keys() or not meta:
         raise UserError(f"{path} is not a reference-statistics file (needs mu, sigma, meta; has "

@@ -101,7 +101,7 @@ def sweep_result(
     """The ``cfg_sweep`` result object: the sweep's ``metrics`` (:func:`cfg_sweep`), flags on
     sample counts, early stopping and the reference, and the provenance of the run. ``scale``
     holds the checkpoint's and the reference's scale fields plus the sampling settings."""
-    from unite.metrics import result
+    from unite.artifacts import result
     from unite.metrics.features import INCEPTION
     from unite.metrics.images import PAPER_NUM_SAMPLES, image_provenance, sample_count_flags
     from unite.metrics.reference import ref_flags
