@@ -445,7 +445,7 @@ def csv_rows(report: Report) -> list[dict]:
 
 
 def latex_escape(text: str) -> str:
-    from unite.tables import latex_escape as escape
+    from unite.tables.render import latex_escape as escape
 
     return escape(str(text)).replace("±", r"$\pm$")
 
