@@ -36,11 +36,6 @@ class UInt8Images(Dataset):
 
 
 
-def to_uint8_chw(x: torch.Tensor) -> torch.Tensor:
-    """One image in [-1, 1] (3, H, W) -> uint8, rounded the way sample files are written."""
-    return round_to_uint8(x)
-
-
 class SplitAsUInt8(Dataset):
     """A project dataset split, read lazily (ImageNet does not fit in memory) as uint8 CHW."""
 
@@ -53,7 +48,7 @@ class SplitAsUInt8(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         x, _ = self.dataset[i]
-        return to_uint8_chw(x)
+        return round_to_uint8(x)  # the rounding of sample files
 
 
 def split_dataset(cfg, split: str) -> Dataset:
