@@ -43,7 +43,7 @@ RESULT_KINDS = (
 ANALYSIS_KINDS = ("alignment", "entropy", "trajectory", "curves")
 
 # the model and sampling fields of an array file's meta that an atom metric's scale repeats
-SCALE_KEYS = ("dataset", "model_size", "decoder_size", "train_steps", "fine_tuned", "solver",
+META_SCALE_KEYS = ("dataset", "model_size", "decoder_size", "train_steps", "fine_tuned", "solver",
               "steps", "nfe", "cfg", "interval", "seed", "use_ema", "split", "weight_sharing",
               "finetune")  # "finetune": "not applicable" (the paper fine-tunes images only)
 
@@ -147,8 +147,8 @@ def checkpoint_meta(cfg, ckpt_meta: dict, ckpt_path, use_ema: bool) -> dict:
 
 
 def scale_from_meta(meta: dict) -> dict:
-    """The :data:`SCALE_KEYS` fields an array file's meta holds."""
-    return {k: meta[k] for k in SCALE_KEYS if k in meta}
+    """The :data:`META_SCALE_KEYS` fields an array file's meta holds."""
+    return {k: meta[k] for k in META_SCALE_KEYS if k in meta}
 
 
 # ----------------------------------------------------------------------------- records
