@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from unite.artifacts import write_result
 from unite.atomic import atomic_write
-from unite.metrics import write_result
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from unite import cli, config
+from unite.artifacts import write_sample_file
 from unite.metrics import digits_classifier as dc
-from unite.metrics import images as im
-from unite.sampling import write_sample_file
+from unite.metrics import reference as rs
+from unite.provenance import file_sha256
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -82,9 +83,9 @@ def test_reference_and_classifier_are_cached(assets, capsys):
     cli.main(["evaluate", "ref-stats", "--out", str(ref), "--weights", str(clf), "--quiet"])
     line = json.loads(capsys.readouterr().out)
     assert line["cached"] is True and line["features"] == "digits" and line["num_images"] == 1497
-    stats, meta = im.load_ref_stats(ref)
+    stats, meta = rs.load_ref_stats(ref)
     assert stats["mu"].shape == (dc.FEATURE_DIM,) and stats["sigma"].shape == (dc.FEATURE_DIM,) * 2
-    assert meta["weights_sha256"] == im.file_sha256(clf)
+    assert meta["weights_sha256"] == file_sha256(clf)
 
 
 def test_same_code_path_as_inception():

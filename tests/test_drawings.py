@@ -13,8 +13,8 @@ pytest.importorskip("rdkit")
 pytest.importorskip("pymatgen")
 
 from unite import cli  # noqa: E402
+from unite.artifacts import write_sample_file  # noqa: E402
 from unite.errors import UserError  # noqa: E402
-from unite.sampling import write_sample_file  # noqa: E402
 
 
 @pytest.fixture(scope="module")

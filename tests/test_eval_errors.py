@@ -9,9 +9,10 @@ import torch
 
 from cli_helpers import user_error
 from unite import cli
+from unite.artifacts import write_sample_file
 from unite.metrics import digits_classifier as dc
+from unite.metrics import features as ft
 from unite.metrics import images as im
-from unite.sampling import write_sample_file
 
 
 def fail(argv, capsys) -> str:
@@ -53,10 +54,10 @@ def test_missing_reference_says_how_to_make_it(tmp_path, capsys):
 
 
 def test_missing_inception_weights_never_download(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv(im.INCEPTION_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(ft.INCEPTION_WEIGHTS_ENV, raising=False)
     args = ["evaluate", "ref-stats", "--out", str(tmp_path / "r.npz"), "--features", "inception"]
     err = fail(args, capsys)
-    assert "--weights" in err and im.INCEPTION_WEIGHTS_ENV in err and "never downloaded" in err
+    assert "--weights" in err and ft.INCEPTION_WEIGHTS_ENV in err and "never downloaded" in err
     err = fail(args + ["--weights", str(tmp_path / "missing.pth")], capsys)
     assert "Inception weights file not found" in err and "missing.pth" in err
     assert not (tmp_path / "r.npz").exists()
@@ -70,7 +71,7 @@ def test_missing_digits_classifier_says_how_to_train_it(tmp_path, capsys):
 
 def test_feature_network_mismatch_is_refused(ref, tmp_path, capsys):
     s = samples(tmp_path, 10, 10)
-    fake = im.write_random_inception_weights(tmp_path / "inc.pth")
+    fake = ft.write_random_inception_weights(tmp_path / "inc.pth")
     err = fail(["evaluate", "images", "--samples", str(s), "--ref", str(ref), "--out",
                 str(tmp_path / "o.json"), "--features", "inception", "--weights", str(fake)], capsys)
     assert "holds digits features" in err

@@ -15,9 +15,9 @@ import torch
 
 from cli_helpers import user_error as refused
 from unite import cli, tables
+from unite.artifacts import write_sample_file
 from unite.metrics import digits_classifier as dc
 from unite.metrics.inputs import INPUT_FLAG
-from unite.sampling import write_sample_file
 
 
 # -- images ---------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from unite.metrics import features as ft
+from unite.metrics import image_sets as sets
 from unite.metrics import images as im
+from unite.metrics import reference as rs
 
 N = 6  # Inception at 299x299 costs ~0.2 s per image on a CPU core: keep the sets tiny
 
@@ -31,7 +34,7 @@ def blobs(seed: int, n: int, kind: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    return im.write_random_inception_weights(tmp_path_factory.mktemp("w") / "inception.pth", seed=0)
+    return ft.write_random_inception_weights(tmp_path_factory.mktemp("w") / "inception.pth", seed=0)
 
 
 @pytest.mark.parametrize(
@@ -48,21 +51,21 @@ def test_fid_and_is_equal_torch_fidelity(weights, tmp_path, layer):
 
     torch.set_num_threads(2)
     samples, reference = blobs(1, N, "a"), blobs(2, N, "b")
-    spec = im.feature_spec("inception", weights, fid_layer=layer)
+    spec = ft.feature_spec("inception", weights, fid_layer=layer)
     fid = spec.name("fid")
     assert fid == ("fid" if layer == "2048" else f"fid_{layer}")
 
     # the project's path: reference statistics cached to a file, samples scored against it
-    ref_feats = im.extract_features(im.UInt8Images(reference), spec, device="cpu", verbose=False)
-    meta = im.stats_meta(spec, num_images=N)
-    im.save_ref_stats(tmp_path / "ref.npz", im.fid_statistics(ref_feats[spec.fid_layer]), meta)
-    ref_stats, ref_meta = im.load_ref_stats(tmp_path / "ref.npz")
-    assert im.spec_for_ref(ref_meta, None, None, "ref.npz") == spec
+    ref_feats = ft.extract_features(sets.UInt8Images(reference), spec, device="cpu", verbose=False)
+    meta = rs.stats_meta(spec, num_images=N)
+    rs.save_ref_stats(tmp_path / "ref.npz", rs.fid_statistics(ref_feats[spec.fid_layer]), meta)
+    ref_stats, ref_meta = rs.load_ref_stats(tmp_path / "ref.npz")
+    assert rs.spec_for_ref(ref_meta, None, None, "ref.npz") == spec
     ours = im.generation_metrics(samples, None, ref_stats, spec, isc_splits=2, device="cpu", verbose=False)
 
     theirs = calculate_metrics(
-        input1=im.UInt8Images(samples),
-        input2=im.UInt8Images(reference),
+        input1=sets.UInt8Images(samples),
+        input2=sets.UInt8Images(reference),
         fid=True,
         isc=True,
         isc_splits=2,

@@ -19,11 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from unite import cli
+from unite.artifacts import read_sample_file, write_sample_file
 from unite.errors import UserError
 from unite.metrics import adm_reference
+from unite.metrics import features as ft
+from unite.metrics import image_sets as sets
 from unite.metrics import images as im
+from unite.metrics import reference as rs
 from unite.provenance import file_sha256
-from unite.sampling import read_sample_file, write_sample_file
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 DIGITS = Path(__file__).resolve().parents[1] / "config/experiments/digits.yaml"
@@ -38,7 +41,7 @@ def pictures(seed: int, n: int, size: int = 32, smooth: int = 4) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    return im.write_random_inception_weights(tmp_path_factory.mktemp("w") / "inception.pth", seed=0)
+    return ft.write_random_inception_weights(tmp_path_factory.mktemp("w") / "inception.pth", seed=0)
 
 
 def sample_file(path, images, **meta):
@@ -60,16 +63,16 @@ def test_adm_reference_batch_is_read_and_scored(weights, tmp_path):
     from torch_fidelity import calculate_metrics
 
     ref_images, samples = pictures(1, 8, smooth=3), pictures(2, 8, smooth=5)
-    spec = im.feature_spec("inception", weights)
-    ref_feats = im.extract_features(im.UInt8Images(ref_images), spec, device="cpu", verbose=False)
-    ref_stats = im.fid_statistics(ref_feats["2048"])
+    spec = ft.feature_spec("inception", weights)
+    ref_feats = ft.extract_features(sets.UInt8Images(ref_images), spec, device="cpu", verbose=False)
+    ref_stats = rs.fid_statistics(ref_feats["2048"])
     adm = tmp_path / "VIRTUAL_test_labeled.npz"
     adm_reference.write_batch(adm, ref_stats, images=ref_images, labels=np.arange(8))
     with np.load(adm) as f:  # the layout of guided-diffusion's reference batches
         assert {"arr_0", "arr_1", "mu", "sigma"} <= set(f.files) and "meta" not in f.files
         assert f["mu"].dtype == np.float64 and f["sigma"].shape == (2048, 2048)
 
-    stats, meta = im.load_ref_stats(adm)
+    stats, meta = rs.load_ref_stats(adm)
     assert meta["format"] == "adm" and meta["reference_images"] == 8
     np.testing.assert_array_equal(stats["mu"], np.asarray(ref_stats["mu"], np.float64))
 
@@ -80,7 +83,7 @@ def test_adm_reference_batch_is_read_and_scored(weights, tmp_path):
     assert set(m) >= {"fid_adm", "is_adm", "precision_adm", "recall_adm", "sfid_adm"}
     assert "fid" not in m and m["sfid_adm"] is None  # never mistaken for the UNITE protocol
     theirs = calculate_metrics(
-        input1=im.UInt8Images(samples), input2=im.UInt8Images(ref_images), fid=True, prc=True,
+        input1=sets.UInt8Images(samples), input2=sets.UInt8Images(ref_images), fid=True, prc=True,
         feature_extractor="inception-v3-compat", feature_layer_fid="2048",
         feature_layer_prc="2048", feature_extractor_weights_path=str(weights), cuda=False,
         cache=False, save_cpu_ram=True, verbose=False,
@@ -100,11 +103,11 @@ def test_malformed_adm_batch_is_a_user_error(tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, mu=np.zeros(64), sigma=np.eye(64))
     with pytest.raises(UserError, match="pool_3"):
-        im.load_ref_stats(bad)
+        rs.load_ref_stats(bad)
     asym = tmp_path / "asym.npz"
     np.savez(asym, mu=np.zeros(2048), sigma=np.triu(np.ones((2048, 2048))))
     with pytest.raises(UserError, match="symmetric"):
-        im.load_ref_stats(asym)
+        rs.load_ref_stats(asym)
 
 
 # -- self-FID, batch size, shards -----------------------------------------------------------
@@ -112,7 +115,7 @@ def test_self_fid_is_zero_through_ref_stats_and_evaluate(weights, tmp_path):
     """Reference statistics of the digits val split (the `ref-stats` command) against a sample
     file holding exactly those images: FID ~ 0, while other images are far away."""
     from unite import config
-    from unite.metrics.images import SplitAsUInt8, split_dataset
+    from unite.metrics.image_sets import SplitAsUInt8, split_dataset
 
     ref = tmp_path / "ref.npz"
     cli.main(["evaluate", "ref-stats", "--config", str(DIGITS), "--split", "val",
@@ -125,7 +128,7 @@ def test_self_fid_is_zero_through_ref_stats_and_evaluate(weights, tmp_path):
                    "--isc-splits", "2", "--out", tmp_path / "self.json")
     other = evaluate("--samples", sample_file(tmp_path / "other.npz", pictures(3, 20, 16)),
                      "--ref", ref, "--isc-splits", "2", "--out", tmp_path / "other.json")
-    sigma = im.load_ref_stats(ref)[0]["sigma"]
+    sigma = rs.load_ref_stats(ref)[0]["sigma"]
     assert abs(res["metrics"]["fid_64"]) < 1e-6 * np.trace(sigma)
     assert other["metrics"]["fid_64"] > 1e3 * max(abs(res["metrics"]["fid_64"]), 1e-9)
     assert res["provenance"]["reference_preprocess"].startswith("8x8 scans")
@@ -133,10 +136,10 @@ def test_self_fid_is_zero_through_ref_stats_and_evaluate(weights, tmp_path):
 
 def test_fid_independent_of_feature_batch_size_and_shard_count(weights, tmp_path):
     images, ref_images = pictures(4, 12, 16, smooth=6), pictures(5, 12, 16, smooth=3)
-    spec = im.feature_spec("inception", weights, fid_layer="64")
-    feats = im.extract_features(im.UInt8Images(ref_images), spec, device="cpu", verbose=False)
+    spec = ft.feature_spec("inception", weights, fid_layer="64")
+    feats = ft.extract_features(sets.UInt8Images(ref_images), spec, device="cpu", verbose=False)
     ref = tmp_path / "ref.npz"
-    im.save_ref_stats(ref, im.fid_statistics(feats["64"]), im.stats_meta(spec, num_images=12))
+    rs.save_ref_stats(ref, rs.fid_statistics(feats["64"]), rs.stats_meta(spec, num_images=12))
 
     whole = sample_file(tmp_path / "whole.npz", images)
     arrays, meta = read_sample_file(whole)
@@ -186,12 +189,12 @@ def test_samples_from_a_checkpoint_carry_every_provenance_field(weights, tmp_pat
     samples = tmp_path / "s.npz"
     cli.main(["sample", "--ckpt", str(ckpt), "--out", str(samples), "--per-class", "1",
               "--solver", "heun", "--steps", "2", "--cfg", "1.5", "--seed", "3", "--device", "cpu"])
-    spec = im.feature_spec("inception", weights, fid_layer="64")
-    feats = im.extract_features(im.UInt8Images(pictures(6, 12, 16)), spec, device="cpu",
+    spec = ft.feature_spec("inception", weights, fid_layer="64")
+    feats = ft.extract_features(sets.UInt8Images(pictures(6, 12, 16)), spec, device="cpu",
                                 verbose=False)
     ref = tmp_path / "ref.npz"
-    im.save_ref_stats(ref, im.fid_statistics(feats["64"]),
-                      im.stats_meta(spec, num_images=12, dataset="pictures", split="train",
+    rs.save_ref_stats(ref, rs.fid_statistics(feats["64"]),
+                      rs.stats_meta(spec, num_images=12, dataset="pictures", split="train",
                                     preprocess="16x16 colour fields"))
     res = evaluate("--samples", samples, "--ref", ref, "--isc-splits", "2",
                    "--out", tmp_path / "r.json")

@@ -10,10 +10,10 @@ from PIL import Image
 
 from training_helpers import tiny_image_dict
 from unite import checkpoint, cli, config
+from unite.artifacts import read_sample_file
 from unite.data import build_dataset
+from unite.metrics.psnr import psnr_uint8
 from unite.models import build_model
-from unite.reconstruct import psnr_uint8
-from unite.sampling import read_sample_file
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

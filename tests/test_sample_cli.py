@@ -10,8 +10,8 @@ from PIL import Image
 
 from training_helpers import tiny_image_dict
 from unite import checkpoint, cli, config
+from unite.artifacts import read_sample_file
 from unite.models import build_model
-from unite.sampling import read_sample_file
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

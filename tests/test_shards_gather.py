@@ -9,10 +9,11 @@ import torch
 
 from training_helpers import tiny_image_dict
 from unite import checkpoint, cli, config
+from unite.artifacts import read_sample_file
 from unite.errors import UserError
 from unite.gather import gather
 from unite.models import build_model
-from unite.sampling import initial_noise, label_list, read_sample_file, shard_range
+from unite.sampling import initial_noise, label_list, shard_range
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -13,6 +13,7 @@ import pytest
 
 from unite import tables
 from unite.errors import UserError
+from unite.tables import paper
 
 
 def metric_file(root, experiment, source, kind, metrics, scale=None, flags=()):
@@ -67,7 +68,7 @@ def test_our_number_sits_beside_the_papers_with_its_scale(results):
     # a digits-classifier FID is never passed off as an Inception FID
     assert any("not Inception" in n for n in b.notes)
     assert any("fewer than the paper" in n for n in b.notes)
-    assert set(rows["UNITE-L"].ours.values()) == {tables.NOT_RUN}
+    assert set(rows["UNITE-L"].ours.values()) == {paper.NOT_RUN}
     assert rows["DiT-XL/2 (SD-VAE)"].scale.startswith("paper baseline")
     # each paper number sits under the protocol it was measured with
     assert rows["DiT-XL/2 (SD-VAE)"].paper["fid_adm"] == 2.27
@@ -193,11 +194,11 @@ def test_rows_from_runs_of_another_length_are_marked_not_like_for_like(results):
     rows = by_row(tables.build_table("table6_ablations", found, roles, "heun-balanced"))
     shifted = rows["time shift a = 0.75"]
     assert shifted.ours["fid"] == 5.0
-    assert shifted.notes[0] == (f"{tables.NOT_LIKE_FOR_LIKE}: trained 1200 steps, the "
+    assert shifted.notes[0] == (f"{paper.NOT_LIKE_FOR_LIKE}: trained 1200 steps, the "
                                 "unite-b-120ep row 600")
-    assert not any(tables.NOT_LIKE_FOR_LIKE in n for n in rows["time shift a = 0.5 (default)"].notes)
+    assert not any(paper.NOT_LIKE_FOR_LIKE in n for n in rows["time shift a = 0.5 (default)"].notes)
     md = tables.to_markdown("table6_ablations", list(rows.values()))
-    assert md.splitlines()[2].startswith(f"**Warning: {tables.NOT_LIKE_FOR_LIKE}.**")
+    assert md.splitlines()[2].startswith(f"**Warning: {paper.NOT_LIKE_FOR_LIKE}.**")
     assert "time shift a = 0.75" in md.splitlines()[2]
 
 
@@ -206,7 +207,7 @@ def test_a_checkpoint_that_was_not_fine_tuned_reads_not_fine_tuned(results):
     rows = by_row(tables.build_table("table2_reconstruction", found,
                                      {"unite-b-120ep": "digits"}, "heun-balanced"))
     assert rows["UNITE-B"].ours["rfid"] == 3.25
-    assert rows["UNITE-B + GAN decoder fine-tuning"].ours["rfid"] == tables.NOT_FINE_TUNED
+    assert rows["UNITE-B + GAN decoder fine-tuning"].ours["rfid"] == paper.NOT_FINE_TUNED
 
     really = json.loads((results / "metrics/digits/recon_finetuned.json").read_text())
     really["scale"]["fine_tuned"] = True
@@ -248,8 +249,8 @@ def test_molecules_say_fine_tuning_is_not_applicable(results):
                  "finetune": "not applicable"})
     rows = by_row(tables.build_table("table3_qm9", tables.read_results(results),
                                      {"unite-s-qm9": "qm9"}, "heun-balanced"))
-    assert tables.FT_NOT_APPLICABLE in rows["UNITE-S"].scale
-    assert tables.NOT_FINE_TUNED not in rows["UNITE-S"].scale
+    assert paper.FT_NOT_APPLICABLE in rows["UNITE-S"].scale
+    assert paper.NOT_FINE_TUNED not in rows["UNITE-S"].scale
 
 
 def test_rates_are_printed_in_percent_like_the_paper(results):
@@ -323,4 +324,4 @@ def test_without_a_sweep_the_sweep_table_says_not_run(tmp_path):
     out, empty = tmp_path / "tables", tmp_path / "empty"
     empty.mkdir()
     tables.write_tables(empty, out, {}, "heun-balanced")
-    assert tables.NOT_RUN in (out / "cfg_sweep.md").read_text()
+    assert paper.NOT_RUN in (out / "cfg_sweep.md").read_text()

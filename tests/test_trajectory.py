@@ -8,8 +8,9 @@ import torch
 
 from analysis_checkpoints import write_checkpoint
 from unite import config
-from unite.analysis.trajectory import denoising_trajectory, psnr
+from unite.analysis.trajectory import denoising_trajectory
 from unite.cli import main
+from unite.metrics.psnr import psnr_tensor as psnr
 
 
 def test_psnr_known_values():

@@ -98,3 +98,23 @@ def test_analyze_entropy_compares_trained_with_random_init(tmp_path):
     assert m["random_gaussian"]["encoder"]["adaln"]["mb"] > m["random_init"]["encoder"]["adaln"]["mb"]
     assert any("constant at initialisation" in f for f in res["flags"])
     assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("use_ema", [True, False])
+def test_analyses_honour_sample_use_ema(tmp_path, use_ema):
+    """Like sampling and the evaluators, an analysis reads the EMA weights unless the run says
+    ``sample.use_ema: false``: here the EMA is all zeros (0 bits), the raw weights are not."""
+    from unite import config
+    from unite.checkpoint import save_atomic
+
+    model, cfg = tiny_model([f"sample.use_ema={str(use_ema).lower()}"])
+    state = model.state_dict()
+    ckpt = tmp_path / "last.pt"
+    save_atomic({"model": state, "ema": {k: torch.zeros_like(v) for k, v in state.items()},
+                 "step": 7, "config": config.to_dict(cfg), "meta": {"fine_tuned": False}}, ckpt)
+    out = tmp_path / "entropy.json"
+    main(["analyze", "entropy", "--ckpt", str(ckpt), "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert res["scale"]["use_ema"] is use_ema
+    trained_mb = res["metrics"]["trained"]["encoder"]["adaln"]["mb"]
+    assert (trained_mb == 0) is use_ema

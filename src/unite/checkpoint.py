@@ -77,3 +77,25 @@ def load_model(path: str | Path, use_ema: bool = True, device: str | torch.devic
     load_weights(model, ckpt["ema"] if ema else ckpt["model"], path, "EMA weights" if ema else "weights")
     meta = {"step": int(ckpt.get("step", 0)), **(ckpt.get("meta") or {})}
     return model.to(device).eval(), cfg, meta
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(device: str | torch.device | None) -> str | torch.device:
+    """``None`` or ``"auto"`` -> cuda if available, else cpu; anything else as given."""
+    return default_device() if device in (None, "auto") else device
+
+
+def load_for_inference(ckpt_path, no_ema: bool, device):
+    """The model of a checkpoint for sampling, reconstruction, metrics and analyses ->
+    ``(model, cfg, meta, use_ema)``: the EMA weights unless ``--no-ema`` (``no_ema``) or the
+    run's ``sample.use_ema: false`` (then reloaded with the raw weights)."""
+    model, cfg, ckpt_meta = load_model(ckpt_path, use_ema=not no_ema, device=device)
+    if not no_ema and not cfg.sample.use_ema:
+        model, cfg, ckpt_meta = load_model(ckpt_path, use_ema=False, device=device)
+    return model, cfg, ckpt_meta, (not no_ema) and cfg.sample.use_ema

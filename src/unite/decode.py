@@ -68,13 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from unite.sampling import (
-        checkpoint_meta,
-        default_device,
-        load_for_inference,
-        read_sample_file,
-        write_sample_file,
-    )
+    from unite.artifacts import checkpoint_meta, read_sample_file, write_sample_file
+    from unite.checkpoint import default_device, load_for_inference
 
     if args.batch_size is not None and args.batch_size <= 0:
         raise UserError(f"--batch-size must be > 0, got {args.batch_size}")

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from unite.artifacts import read_sample_file, write_sample_file
 from unite.errors import UserError
-from unite.sampling import per_sample, read_sample_file, write_sample_file
+from unite.sampling import per_sample
 
 # fields that legitimately differ between shards of one run
 PER_SHARD = ("shard", "shard_start", "shard_stop", "num_samples", "nfe", "network_passes",

@@ -29,10 +29,16 @@ def batch_size_of(x) -> int:
     return next(iter(x.values())).shape[0] if isinstance(x, dict) else x.shape[0]
 
 
+def round_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8 in the same layout: clamp, (x + 1) * 127.5, round half to
+    even. The one rule by which images become pixels (sample, reconstruction and reference
+    files, the metrics' dataset splits)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def images_to_uint8(x: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    return round_to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def decoded_to_arrays(cfg: Config, decoded) -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ hash of the model's resolved config and the git commit of the code. The tables p
 form per row and list the full blocks (``tables/provenance.*``).
 
 Sample and reconstruction files record the model side when they are written
-(:func:`model_provenance`, via ``unite.sampling.checkpoint_meta``); the evaluators add the
+(:func:`model_provenance`, via ``unite.artifacts.checkpoint_meta``); the evaluators add the
 measuring side (feature network, reference, protocol) and call :func:`build`.
 """
 

@@ -21,14 +21,6 @@ import torch
 from unite.errors import UserError
 
 
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-image PSNR in dB of uint8 images (peak 255); identical images give inf."""
-    err = (a.astype(np.float64) - b.astype(np.float64)) ** 2
-    mse = err.reshape(len(a), -1).mean(axis=1)
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(255.0**2 / mse)
-
-
 @torch.no_grad()
 def reconstruct(model, cfg, dataset, *, seed: int = 0, device="cpu", batch_size: int = 64,
                 progress: bool = True) -> dict[str, np.ndarray]:
@@ -92,14 +84,10 @@ def add_arguments(p) -> None:
 def run(args) -> None:
     from torch.utils.data import Subset
 
+    from unite.artifacts import checkpoint_meta, write_sample_file
+    from unite.checkpoint import default_device, load_for_inference
     from unite.data import build_dataset
     from unite.modality import is_image
-    from unite.sampling import (
-        checkpoint_meta,
-        default_device,
-        load_for_inference,
-        write_sample_file,
-    )
 
     if args.limit is not None and args.limit <= 0:
         raise UserError(f"--limit must be > 0, got {args.limit}")
@@ -127,9 +115,10 @@ def run(args) -> None:
     }
     summary = {"out": str(args.out), "split": args.split, "num_samples": n}
     if is_image(cfg):
-        psnr = psnr_uint8(arrays["originals"], arrays["reconstructions"])
-        finite = psnr[np.isfinite(psnr)]
-        meta["psnr"] = summary["psnr"] = round(float(finite.mean()), 3) if len(finite) else None
+        from unite.metrics.psnr import mean_psnr_uint8
+
+        psnr = mean_psnr_uint8(arrays["originals"], arrays["reconstructions"])
+        meta["psnr"] = summary["psnr"] = round(psnr, 3) if psnr is not None else None
     write_sample_file(args.out, arrays, meta)
     if args.grid:
         if not is_image(cfg):

@@ -32,12 +32,12 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from unite.atomic import atomic_write
+from unite.artifacts import checkpoint_meta, write_sample_file
+from unite.checkpoint import default_device, load_for_inference
 from unite.config import Config
 from unite.errors import UserError
 from unite.flow import shift_time, velocity
@@ -260,72 +260,6 @@ def generate(model, cfg: Config, labels, *, solver: str, steps: int, cfg_scale: 
         seed=seed, device=device, batch_size=batch_size,
     )
     return arrays, stats["nfe"]
-
-
-# -- sample files ---------------------------------------------------------------------------
-def write_sample_file(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Atomic .npz write: arrays + ``meta`` as a JSON string (np.str_)."""
-    path = Path(path)
-    with atomic_write(path, "wb") as fh:
-        np.savez(fh, meta=np.str_(json.dumps(meta, sort_keys=True)), **arrays)
-    return path
-
-
-def read_sample_file(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """-> (arrays without meta, meta dict); unreadable files are a :class:`UserError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sample file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files if k != "meta"}
-            meta = json.loads(str(f["meta"])) if "meta" in f.files else None
-    except Exception as exc:  # BadZipFile, EOFError, zlib.error on truncated files, ...
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        raise UserError(f"cannot read sample file {path} ({reason}): truncated or not an .npz") from None
-    if meta is None:
-        raise UserError(f"{path} has no 'meta' entry: not written by unite sample/reconstruct")
-    return arrays, meta
-
-
-def checkpoint_meta(cfg: Config, ckpt_meta: dict, ckpt_path, use_ema: bool) -> dict:
-    """What a reader of any output file needs to know about the model that made it, including
-    its provenance (checkpoint sha256, config hash, git commit: :mod:`unite.provenance`)."""
-    from unite import provenance
-    from unite.config import to_dict
-    from unite.finetune import scale_fields as finetune_scale
-
-    m = cfg.model
-    # the hash names the trained model: sampling settings are recorded field by field instead,
-    # and where the data lives (data.root) differs between machines without changing the model
-    model_cfg = {k: v for k, v in to_dict(cfg).items() if k != "sample"}
-    model_cfg["data"] = {k: v for k, v in model_cfg["data"].items() if k != "root"}
-    return {
-        **provenance.model_provenance(model_cfg, ckpt_path, ckpt_meta, use_ema),
-        "experiment": cfg.name,
-        "dataset": cfg.data.kind,
-        "model_size": m.size,
-        "decoder_size": m.decoder_size,
-        "weight_sharing": bool(m.weight_sharing),
-        "stop_gradient": bool(cfg.train.stop_gradient),
-        "train_steps": int(ckpt_meta.get("step", 0)),
-        **finetune_scale(cfg, ckpt_meta),  # fine_tuned (+ its steps/epochs/loss)
-        "ckpt": str(ckpt_path),
-    }
-
-
-def load_for_inference(ckpt_path, no_ema: bool, device):
-    """EMA weights unless ``--no-ema`` or the run's ``sample.use_ema: false`` (then reloaded)."""
-    from unite.checkpoint import load_model
-
-    model, cfg, ckpt_meta = load_model(ckpt_path, use_ema=not no_ema, device=device)
-    if not no_ema and not cfg.sample.use_ema:
-        model, cfg, ckpt_meta = load_model(ckpt_path, use_ema=False, device=device)
-    return model, cfg, ckpt_meta, (not no_ema) and cfg.sample.use_ema
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # -- CLI ------------------------------------------------------------------------------------

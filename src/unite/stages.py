@@ -67,14 +67,17 @@ STAGES: tuple[Stage, ...] = (
     # the guidance sweep (sample and score at each w, keep the best) is part of sampling: every
     # protocol's sampling job reads the w it picked
     Stage("sample", "samples", ("prepare", "reference", "train", "finetune"),
-          ("src/unite/sampling.py", "src/unite/decode.py", "src/unite/metrics")),
-    Stage("reconstruct", "recon", ("prepare", "train", "finetune"), ("src/unite/reconstruct.py",)),
+          ("src/unite/sampling.py", "src/unite/decode.py", "src/unite/artifacts.py",
+           "src/unite/metrics")),
+    Stage("reconstruct", "recon", ("prepare", "train", "finetune"),
+          ("src/unite/reconstruct.py", "src/unite/artifacts.py", "src/unite/metrics/psnr.py")),
     Stage("evaluate", "metrics", ("prepare", "reference", "train", "finetune", "sample",
-                                  "reconstruct"), ("src/unite/metrics",)),
-    Stage("analyze", "analysis", ("train", "finetune"), ("src/unite/analysis",)),
+                                  "reconstruct"), ("src/unite/metrics", "src/unite/artifacts.py")),
+    Stage("analyze", "analysis", ("train", "finetune"),
+          ("src/unite/analysis", "src/unite/artifacts.py", "src/unite/metrics/psnr.py")),
     Stage("figures", "figures", ("prepare", "train", "finetune", "sample"),
           ("src/unite/plots.py", "src/unite/analysis", "src/unite/drawings.py")),
-    Stage("tables", "tables", ("sample", "evaluate", "analyze"), ("src/unite/tables.py",)),
+    Stage("tables", "tables", ("sample", "evaluate", "analyze"), ("src/unite/tables", "src/unite/artifacts.py")),
 )
 PLAN_DEPS = ("Snakefile", "workflow", "config", "src/unite")
 

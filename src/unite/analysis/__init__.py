@@ -1,32 +1,19 @@
 """Analyses of the paper's Section 4 (REFERENCE section 7): tokenization/denoising alignment,
 weight entropy, the denoising trajectory and training curves.
 
-Every analysis writes one JSON object in the shape all metric files share (``experiment``,
-``kind``, ``metrics``, ``scale``, ``flags``) plus an optional PNG figure. The helpers here
-keep that shape in one place; torch and matplotlib are imported lazily so that building the
+Every analysis writes one JSON record in the shape all metric files share (``experiment``,
+``kind``, ``metrics``, ``scale``, ``flags``; :func:`unite.artifacts.result` and
+``write_result``) plus an optional PNG figure. The helpers here say what an analysis' scale
+holds; torch and matplotlib are imported lazily so that building the
 CLI parser stays cheap.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
-from typing import Any
 
 from unite.atomic import atomic_write
 from unite.errors import UserError
-
-
-def result_record(kind: str, experiment: str, metrics: dict, scale: dict, flags: list) -> dict:
-    """The common metric-file shape."""
-    return {
-        "experiment": experiment,
-        "kind": kind,
-        "metrics": metrics,
-        "scale": scale,
-        "flags": list(flags),
-    }
 
 
 def scale_of(cfg, meta: dict, **extra) -> dict:
@@ -42,24 +29,6 @@ def scale_of(cfg, meta: dict, **extra) -> dict:
         "fine_tuned": bool(meta.get("fine_tuned", False)),
         **extra,
     }
-
-
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN/inf: write them as null so every reader can parse the file."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def write_json(obj: dict, path: str | Path) -> None:
-    """Atomic JSON write (temp file + ``os.replace``): a killed job leaves no half file."""
-    with atomic_write(path, "w") as f:
-        json.dump(_finite(obj), f, indent=2, allow_nan=False)
-        f.write("\n")
 
 
 def save_figure(fig, path: str | Path) -> None:

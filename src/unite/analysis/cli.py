@@ -1,8 +1,9 @@
 """``python -m unite analyze {alignment,entropy,trajectory,curves}``: the paper's Sec. 4 analyses.
 
 Each sub-command writes one JSON file (``kind`` = the sub-command) and, with ``--png``, a
-figure. Checkpoints are read with ``unite.checkpoint.load_model`` (EMA weights unless
-``--no-ema``).
+figure (records: :mod:`unite.artifacts`). Checkpoints are read with
+``unite.checkpoint.load_for_inference`` (EMA weights unless ``--no-ema`` or the run's
+``sample.use_ema: false``).
 """
 
 from __future__ import annotations
@@ -73,16 +74,15 @@ def run(args: argparse.Namespace) -> None:
 
 # -- helpers --------------------------------------------------------------------------------
 def _load(args):
+    """-> (model, cfg, meta); ``args.use_ema`` records whether the EMA weights were used."""
     import torch
 
-    from unite.checkpoint import load_model
+    from unite.checkpoint import load_for_inference, resolve_device
 
-    device = getattr(args, "device", "cpu")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(getattr(args, "device", "cpu"))
     try:
         device = torch.device(device)
-        model, cfg, meta = load_model(args.ckpt, use_ema=not args.no_ema, device=device)
+        model, cfg, meta, args.use_ema = load_for_inference(args.ckpt, args.no_ema, device)
     except RuntimeError as exc:  # e.g. an unknown or unavailable --device
         raise UserError(f"cannot load {args.ckpt} on device {device!s}: {exc}") from None
     if hasattr(args, "device"):
@@ -123,13 +123,8 @@ def _done(args, what: str) -> None:
 
 # -- sub-commands ---------------------------------------------------------------------------
 def run_alignment(args) -> None:
-    from unite.analysis import (
-        check_times,
-        result_record,
-        scale_of,
-        validation_batches,
-        write_json,
-    )
+    from unite import artifacts
+    from unite.analysis import check_times, scale_of, validation_batches
     from unite.analysis.alignment import plot_alignment, summarize, tokenization_denoising_alignment
 
     ts = check_times(args.t)
@@ -147,8 +142,9 @@ def run_alignment(args) -> None:
     metrics = {**result, "summary": summarize(result)}
     flags = _common_flags(meta, result["num_inputs"])
     scale = scale_of(cfg, meta, num_samples=result["num_inputs"], split=args.split,
-                     use_ema=not args.no_ema)
-    write_json(result_record("alignment", cfg.name, metrics, scale, flags), args.out)
+                     use_ema=args.use_ema)
+    record = artifacts.result(experiment=cfg.name, kind="alignment", metrics=metrics, scale=scale, flags=flags)
+    artifacts.write_result(args.out, record)
     if args.png:
         plot_alignment(result, f"tokenization vs denoising alignment: {_describe(cfg, model, meta)}",
                        args.png)
@@ -158,7 +154,8 @@ def run_alignment(args) -> None:
 def run_entropy(args) -> None:
     import torch
 
-    from unite.analysis import result_record, scale_of, write_json
+    from unite import artifacts
+    from unite.analysis import scale_of
     from unite.analysis.entropy import gaussian_reference, plot_entropy, weight_entropy
     from unite.models import build_model
 
@@ -195,9 +192,10 @@ def run_entropy(args) -> None:
         "random_gaussian": gaussian["groups"],
         "tensors": tensors,
     }
-    scale = scale_of(cfg, meta, use_ema=not args.no_ema,
+    scale = scale_of(cfg, meta, use_ema=args.use_ema,
                      num_params=sum(p.numel() for p in model.parameters()))
-    write_json(result_record("entropy", cfg.name, metrics, scale, flags), args.out)
+    record = artifacts.result(experiment=cfg.name, kind="entropy", metrics=metrics, scale=scale, flags=flags)
+    artifacts.write_result(args.out, record)
     if args.png:
         plot_entropy({"random init": fresh, "i.i.d. Gaussian": gaussian, "trained": trained},
                      f"weight entropy ({args.bins} bins): "
@@ -206,13 +204,8 @@ def run_entropy(args) -> None:
 
 
 def run_trajectory(args) -> None:
-    from unite.analysis import (
-        check_times,
-        result_record,
-        scale_of,
-        validation_batches,
-        write_json,
-    )
+    from unite import artifacts
+    from unite.analysis import check_times, scale_of, validation_batches
     from unite.analysis.trajectory import denoising_trajectory, plot_strip
     from unite.modality import is_image
 
@@ -230,8 +223,9 @@ def run_trajectory(args) -> None:
     if not is_image(cfg):
         flags.append("atom model: latent MSE only (no pixels, no PSNR, no figure)")
     scale = scale_of(cfg, meta, num_samples=result["num_inputs"], split=args.split,
-                     use_ema=not args.no_ema)
-    write_json(result_record("trajectory", cfg.name, result, scale, flags), args.out)
+                     use_ema=args.use_ema)
+    record = artifacts.result(experiment=cfg.name, kind="trajectory", metrics=result, scale=scale, flags=flags)
+    artifacts.write_result(args.out, record)
     if args.png and strip is not None:
         plot_strip({**result, "strip": strip}, _describe(cfg, model, meta), args.png)
     elif args.png:
@@ -243,7 +237,7 @@ def run_trajectory(args) -> None:
 def run_curves(args) -> None:
     import yaml
 
-    from unite.analysis import result_record, write_json
+    from unite import artifacts
     from unite.analysis.curves import plot_curves, read_metrics, series, summarize
 
     if not 0.0 <= args.smooth < 1.0:
@@ -269,7 +263,8 @@ def run_curves(args) -> None:
         if field not in curves:
             flags.append(f"no '{field}' values in the log")
     metrics = {"fields": sorted(curves), "final": summarize(curves)}
-    write_json(result_record("curves", name, metrics, scale, flags), args.out)
+    record = artifacts.result(experiment=name, kind="curves", metrics=metrics, scale=scale, flags=flags)
+    artifacts.write_result(args.out, record)
     if args.png:
         plot_curves(curves, f"training dynamics: {name}", args.png, smooth=args.smooth)
     _done(args, "curves")

@@ -12,15 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from unite.metrics.psnr import psnr_tensor
 from unite.modality import batch_size_of, is_image, to_device
-
-
-def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR (dB) for images in [-1, 1], computed on [0, 1] with data range 1."""
-    a = (pred.float().clamp(-1, 1) + 1) / 2
-    b = (target.float().clamp(-1, 1) + 1) / 2
-    mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)  # identical images -> 100 dB
-    return 10 * torch.log10(1.0 / mse)
 
 
 @torch.no_grad()
@@ -59,7 +52,7 @@ def denoising_trajectory(
         take = max(0, keep - n)
         if images:
             clean = model.decode(z0)
-            clean_sum += psnr(clean, x).sum().item()
+            clean_sum += psnr_tensor(clean, x).sum().item()
             strip["inputs"].append(x[:take].cpu())
             strip["clean"].append(clean[:take].cpu())
         for t, key in zip(ts, keys):
@@ -69,7 +62,7 @@ def denoising_trajectory(
             mse_sum[key] += (z_hat - z0).pow(2).flatten(1).mean(1).sum().item()
             if images:
                 decoded = model.decode(z_hat)
-                psnr_sum[key] += psnr(decoded, x).sum().item()
+                psnr_sum[key] += psnr_tensor(decoded, x).sum().item()
                 strip[key].append(decoded[:take].cpu())
         n += b
         if progress is not None:

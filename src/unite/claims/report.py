@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unite.artifacts import read_record
 from unite.atomic import atomic_write
 from unite.claims import stats
 from unite.claims.plan import Claim, Comparison, Plan, Side, load_plan
@@ -42,9 +43,8 @@ def train_metrics_path(results: Path, experiment: str) -> Path:
 
 def read_metric(path: Path, metric: str) -> tuple[float | None, dict]:
     """(value, record) of one metric file; (None, {}) when the file or the value is absent."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    record = read_record(path)
+    if record is None:
         return None, {}
     metrics = record.get("metrics") or {}
     for suffix in SUFFIXES:
@@ -445,7 +445,7 @@ def csv_rows(report: Report) -> list[dict]:
 
 
 def latex_escape(text: str) -> str:
-    from unite.tables import latex_escape as escape
+    from unite.tables.render import latex_escape as escape
 
     return escape(str(text)).replace("±", r"$\pm$")
 

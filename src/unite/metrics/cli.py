@@ -5,7 +5,6 @@ ref-stats      feature mean/covariance of a training split, computed once and ca
 recon-images   rFID (reconstructions vs originals), PSNR, L1, LPIPS of a reconstruction file
 digits-classifier   train the CNN that stands in for Inception on the digits default
 cfg-sweep      guidance-scale sweep on a checkpoint (FID per w, best w)
-protocol       Table 4 analogue: Heun-50 balanced, dopri5 balanced, dopri5 random
 random-inception    InceptionV3 with random weights (offline smoke runs only; meaningless values)
 molecules / crystals   delegated to unite.metrics.molecules / unite.metrics.crystals
 """
@@ -18,9 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from unite.artifacts import write_result
 from unite.errors import UserError
-from unite.metrics import result, write_result
-from unite.provenance import missing_flag
 
 DELEGATED = {
     "molecules": ("unite.metrics.molecules", "QM9 metrics: reconstruction match/RMSD or validity/uniqueness"),
@@ -128,27 +126,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=2,
                    help="stop after this many scales in a row without a better FID (0 = full sweep)")
 
-    p = sub.add_parser("protocol", help="Table 4: solver x class sampling")
-    p.add_argument("--rows", nargs="+", default=None, metavar="ROW=JSON",
-                   help="assemble from gen_images results instead of sampling (rows: "
-                        "heun50_balanced, dopri5_balanced, dopri5_random); --ckpt/--ref unused")
-    p.add_argument("--ckpt", default=None, help="checkpoint (RUN/checkpoints/last.pt)")
-    p.add_argument("--ref", default=None, help="reference statistics (.npz from ref-stats)")
-    p.add_argument("--out", required=True, help="output JSON")
-    _features(p, "default: the one recorded in --ref")
-    p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: sample.cfg)")
-    p.add_argument("--cfg-from", default=None, help="a cfg_sweep result: use its best scale")
-    p.add_argument("--per-class", type=int, default=None,
-                   help="balanced rows: samples per class (default: sample.per_class); the random "
-                        "row draws the same total")
-    p.add_argument("--heun-steps", type=int, default=50)
-    p.add_argument("--interval", type=float, nargs=2, metavar=("LO", "HI"), default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sample-batch-size", type=int, default=None)
-    p.add_argument("--no-ema", action="store_true")
-    p.add_argument("--isc-splits", type=int, default=10)
-    _runtime(p)
-
     p = sub.add_parser("random-inception", help="InceptionV3 weights file with random weights (smoke runs)")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
@@ -182,9 +159,10 @@ def _positive(args, *names) -> None:
 
 def _read_images(path: str, fields: tuple[str, ...], ref_meta: dict, ref_path) -> tuple[dict, dict]:
     """The image arrays of a sample/recon file, checked against the reference statistics."""
+    from unite.artifacts import read_npz
     from unite.metrics import inputs
 
-    arrays, meta = inputs.read_npz(path, "file")
+    arrays, meta = read_npz(path, "file")
     inputs.require(arrays, fields, path)
     for key in fields:
         inputs.check_images(arrays[key], path, key, image_size=ref_meta.get("image_size"),
@@ -195,10 +173,10 @@ def _read_images(path: str, fields: tuple[str, ...], ref_meta: dict, ref_path) -
 
 
 def _ref(args):
-    from unite.metrics import images as im
+    from unite.metrics import reference as rs
 
-    stats, ref_meta = im.load_ref_stats(args.ref)
-    spec = im.spec_for_ref(ref_meta, args.features, args.weights, args.ref)
+    stats, ref_meta = rs.load_ref_stats(args.ref)
+    spec = rs.spec_for_ref(ref_meta, args.features, args.weights, args.ref)
     return stats, ref_meta, spec
 
 
@@ -213,6 +191,7 @@ def _report(out, obj) -> None:
 
 def run_images(args) -> None:
     from unite.metrics import images as im
+    from unite.metrics import reference as rs
 
     _positive(args, "batch_size", "isc_splits", "expect_samples")
     stats, ref_meta, spec = _ref(args)
@@ -221,7 +200,7 @@ def run_images(args) -> None:
     if args.precision_recall:
         from unite.metrics import adm_reference
 
-        if im.reference_protocol(ref_meta) != adm_reference.FORMAT:
+        if rs.reference_protocol(ref_meta) != adm_reference.FORMAT:
             raise UserError("--precision-recall needs an ADM reference batch (its arr_0 images) "
                             f"as --ref; {args.ref} holds statistics only")
         ref_images = adm_reference.read_images(args.ref)
@@ -237,14 +216,15 @@ def run_images(args) -> None:
 
 
 def run_ref_stats(args) -> None:
-    from unite.metrics import images as im
+    from unite.metrics import features as ft
+    from unite.metrics import reference as rs
 
     _positive(args, "batch_size")
     cfg = _load_config(args.config, args.set)
     kind = args.features or ("digits" if cfg.data.kind == "digits" else "inception")
-    spec = im.feature_spec(kind, args.weights, args.fid_layer)
+    spec = ft.feature_spec(kind, args.weights, args.fid_layer)
     workers = cfg.data.num_workers if args.num_workers is None else args.num_workers
-    meta, reused = im.reference_stats(
+    meta, reused = rs.reference_stats(
         cfg, args.out, spec, split=args.split, limit=args.limit, batch_size=args.batch_size,
         num_workers=workers, device=args.device, force=args.force, verbose=not args.quiet,
     )
@@ -253,6 +233,7 @@ def run_ref_stats(args) -> None:
 
 
 def run_recon_images(args) -> None:
+    from unite.metrics import features as ft
     from unite.metrics import images as im
 
     _positive(args, "batch_size")
@@ -260,24 +241,14 @@ def run_recon_images(args) -> None:
     if args.ref:
         ref_stats, ref_meta, spec = _ref(args)
     else:
-        spec = im.feature_spec(args.features or "inception", args.weights)
+        spec = ft.feature_spec(args.features or "inception", args.weights)
     arrays, meta = _read_images(args.recon, ("originals", "reconstructions"), ref_meta, args.ref)
-    metrics, flags = im.recon_metrics(
-        arrays["originals"], arrays["reconstructions"], spec, ref_stats=ref_stats,
+    obj = im.recon_result(
+        arrays["originals"], arrays["reconstructions"], meta, spec, ref_stats=ref_stats,
+        ref_meta=ref_meta, ref_path=args.ref, recon_path=args.recon,
         lpips_random=args.lpips_random, batch_size=args.batch_size, device=args.device,
         verbose=not args.quiet,
     )
-    n = len(arrays["originals"])
-    flags += im.sample_count_flags(n, meta.get("split_size"), spec.dim, "rFID")
-    if spec.kind == im.INCEPTION and n < im.PAPER_NUM_SAMPLES:
-        flags.append(f"rFID on {n} images; the paper uses the {im.PAPER_NUM_SAMPLES} ImageNet val images")
-    flags += im.ref_flags(ref_meta)
-    meta = {k: v for k, v in meta.items() if k != "psnr"}  # the metrics hold PSNR
-    scale = {**meta, **im.ref_scale(ref_meta, spec), "num_images": n, "recon_file": str(args.recon)}
-    prov = im.image_provenance("recon_images", spec, args.ref, ref_meta, meta=meta,
-                               samples_path=args.recon)
-    obj = result(experiment=meta.get("experiment", "unknown"), kind="recon_images",
-                 metrics=metrics, scale=scale, flags=flags + missing_flag(prov), provenance=prov)
     _report(args.out, obj)
 
 
@@ -296,9 +267,11 @@ def run_digits_classifier(args) -> None:
 
 
 def _model_and_metric_fn(args):
-    """Checkpoint, reference and the metric function shared by cfg-sweep and protocol."""
+    """Checkpoint, reference and the metric function of cfg-sweep."""
+    from unite.artifacts import checkpoint_meta
+    from unite.checkpoint import default_device, load_for_inference
     from unite.metrics import images as im
-    from unite.sampling import checkpoint_meta, default_device, load_for_inference
+    from unite.metrics import reference as rs
 
     stats, ref_meta, spec = _ref(args)
     device = args.device or default_device()
@@ -314,13 +287,12 @@ def _model_and_metric_fn(args):
             batch_size=args.batch_size, device=device, verbose=False,
         )
 
-    scale = {**checkpoint_meta(cfg, ckpt_meta, args.ckpt, use_ema), **im.ref_scale(ref_meta, spec)}
+    scale = {**checkpoint_meta(cfg, ckpt_meta, args.ckpt, use_ema), **rs.ref_scale(ref_meta, spec)}
     return model, cfg, device, spec, stats, ref_meta, metric_fn, scale
 
 
 def run_cfg_sweep(args) -> None:
-    from unite.metrics import images as im
-    from unite.metrics import protocol as pr
+    from unite.metrics import sweep
     from unite.sampling import label_list
 
     _positive(args, "per_class", "num_samples", "steps", "batch_size", "sample_batch_size", "isc_splits")
@@ -332,109 +304,27 @@ def run_cfg_sweep(args) -> None:
     interval = list(args.interval) if args.interval else list(s.interval)
     labels, mode = label_list(model.num_classes, per_class=args.per_class or s.per_class,
                               num_samples=args.num_samples, random=args.random_labels, seed=args.seed)
-    scales = args.scales or list(pr.PAPER_SCALES)
-    sampler = pr.checkpoint_sampler(model, cfg, interval=interval, seed=args.seed,
-                                    batch_size=args.sample_batch_size or s.batch_size,
-                                    device=device, steps=steps)
-    metrics = pr.cfg_sweep(
+    scales = args.scales or list(sweep.PAPER_SCALES)
+    sampler = sweep.checkpoint_sampler(model, cfg, interval=interval, seed=args.seed,
+                                       batch_size=args.sample_batch_size or s.batch_size,
+                                       device=device, steps=steps)
+    metrics = sweep.cfg_sweep(
         lambda w: sampler(solver, labels, w), metric_fn, scales=scales,
         fid_key=spec.name("fid"), patience=args.patience, verbose=not args.quiet,
     )
-    metrics["is_key"] = spec.name("is")
     n = len(labels)
-    flags = im.sample_count_flags(n, None, len(stats["mu"]), "FID per scale")
-    if spec.kind == im.INCEPTION and n < im.PAPER_NUM_SAMPLES:
-        flags.append(f"sweep FIDs on {n} samples per scale (final numbers: sample 50K at best_cfg)")
-    if metrics["early_stopped"]:
-        flags.append(f"sweep stopped early after w={metrics['scales_evaluated'][-1]}: {metrics['stop_rule']}")
-    flags += im.ref_flags(ref_meta)
     scale |= {"solver": solver, "steps": None if solver == "dopri5" else steps, "interval": interval,
               "seed": args.seed, "label_mode": mode, "num_samples": n}
-    prov = im.image_provenance("cfg_sweep", spec, args.ref, ref_meta, meta=scale,
-                               cfg_scales=scales)
-    obj = result(experiment=cfg.name, kind="cfg_sweep", metrics=metrics, scale=scale,
-                 flags=flags + missing_flag(prov), provenance=prov)
-    _report(args.out, obj)
-
-
-def run_protocol(args) -> None:
-    from unite.guidance import choose
-    from unite.metrics import images as im
-    from unite.metrics import protocol as pr
-    from unite.sampling import class_balanced_labels, random_labels
-
-    if args.rows:
-        return _assemble_protocol(args)
-    if not (args.ckpt and args.ref):
-        raise UserError("protocol needs --ckpt and --ref (or --rows ROW=JSON ... to assemble results)")
-    _positive(args, "per_class", "heun_steps", "batch_size", "sample_batch_size", "isc_splits")
-    model, cfg, device, spec, stats, ref_meta, metric_fn, scale = _model_and_metric_fn(args)
-    s = cfg.sample
-    guidance = choose(args.cfg_from, args.cfg, s.cfg)
-    w = guidance.w
-    interval = list(args.interval) if args.interval else list(s.interval)
-    balanced = class_balanced_labels(model.num_classes, args.per_class or s.per_class)
-    labels = {"balanced": balanced, "random": random_labels(model.num_classes, len(balanced), args.seed)}
-    sampler = pr.checkpoint_sampler(model, cfg, interval=interval, seed=args.seed,
-                                    batch_size=args.sample_batch_size or s.batch_size,
-                                    device=device, steps=args.heun_steps)
-    rows = pr.table4(lambda solver, y: sampler(solver, y, w), metric_fn, labels,
-                     heun_steps=args.heun_steps, verbose=not args.quiet)
-    for row in rows:
-        row |= {"cfg": w, "interval": interval}
-    n = len(balanced)
-    flags = im.sample_count_flags(n, None, len(stats["mu"]), "FID per row")
-    if spec.kind == im.INCEPTION and n < im.PAPER_NUM_SAMPLES:
-        flags.append(f"rows on {n} samples; the paper's Table 4 uses {im.PAPER_NUM_SAMPLES}")
-    flags += im.ref_flags(ref_meta)
-    metrics = {"rows": rows, "fid_key": spec.name("fid"), "is_key": spec.name("is"), "cfg": w,
-               "cfg_source": args.cfg_from or guidance.source, "cfg_selection": guidance.selection}
-    scale |= {"interval": interval, "seed": args.seed, "num_samples": n, "heun_steps": args.heun_steps,
-              "atol": s.atol, "rtol": s.rtol}
-    prov = im.image_provenance("protocol", spec, args.ref, ref_meta, meta=scale, cfg_scale=w)
-    _report(args.out, result(experiment=cfg.name, kind="protocol", metrics=metrics, scale=scale,
-                             flags=flags + missing_flag(prov), provenance=prov))
-
-
-def _assemble_protocol(args) -> None:
-    from unite.metrics import protocol as pr
-
-    named, flags, experiment, scale = {}, [], None, {}
-    for item in args.rows:
-        if "=" not in item:
-            raise UserError(f"--rows expects ROW=JSON, got {item!r}")
-        key, path = item.split("=", 1)
-        try:
-            res = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise UserError(f"result file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path} is not JSON: {exc}") from None
-        if res.get("kind") != "gen_images":
-            raise UserError(f"{path} is a {res.get('kind')!r} result, expected gen_images")
-        named[key] = res
-        flags += [f"{key}: {f}" for f in res.get("flags", [])]
-        experiment = experiment or res.get("experiment")
-        scale = scale or {k: v for k, v in res.get("scale", {}).items()
-                          if k in ("experiment", "dataset", "model_size", "train_steps", "fine_tuned",
-                                   "feature_network", "ref_num_images", "num_samples")}
-    rows = pr.rows_from_results(named)
-    first = next(iter(named.values()))["metrics"]
-    fid_key = "fid_digits" if "fid_digits" in first else "fid"
-    metrics = {"rows": rows, "fid_key": fid_key, "is_key": fid_key.replace("fid", "is"),
-               "cfg": rows[0].get("cfg"), "cfg_source": "gen_images results"}
-    # each row keeps its own provenance; the block names the files the rows came from
-    prov = {**(next(iter(named.values())).get("provenance") or {}),
-            "rows": {key: res.get("provenance") for key, res in named.items()},
-            "assembled_from": {item.split("=", 1)[0]: item.split("=", 1)[1] for item in args.rows}}
-    _report(args.out, result(experiment=experiment or "unknown", kind="protocol",
-                             metrics=metrics, scale=scale, flags=flags, provenance=prov))
+    _report(args.out, sweep.sweep_result(
+        metrics, experiment=cfg.name, spec=spec, ref_stats=stats, ref_meta=ref_meta,
+        ref_path=args.ref, scale=scale, scales=scales, num_samples=n,
+    ))
 
 
 def run_random_inception(args) -> None:
-    from unite.metrics import images as im
+    from unite.metrics import features as ft
 
-    path = im.write_random_inception_weights(args.out, seed=args.seed)
+    path = ft.write_random_inception_weights(args.out, seed=args.seed)
     print(json.dumps({"out": str(path), "note": "random weights: for smoke runs only"}))
 
 
@@ -444,7 +334,6 @@ RUNNERS = {
     "recon-images": run_recon_images,
     "digits-classifier": run_digits_classifier,
     "cfg-sweep": run_cfg_sweep,
-    "protocol": run_protocol,
     "random-inception": run_random_inception,
 }
 

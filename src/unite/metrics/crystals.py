@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from unite.artifacts import result, scale_from_meta, write_result
 from unite.errors import UserError
-from unite.metrics import inputs, result, write_result
+from unite.metrics import inputs
 from unite.metrics.molecules import load_npz
 
 PAPER_NUM_SAMPLES = 10_000
@@ -42,9 +43,6 @@ MIN_VOLUME = 0.1  # A^3
 ANGLE_RANGE = (50.0, 130.0)  # degrees (FlowMM/ADiT "safe crystal")
 MAX_OX_COMBINATIONS = 1e7
 MATCHER_TOLERANCES = {"stol": 0.5, "ltol": 0.3, "angle_tol": 10}
-META_KEYS = ("dataset", "model_size", "decoder_size", "train_steps", "fine_tuned", "solver",
-             "steps", "nfe", "cfg", "interval", "seed", "use_ema", "split", "weight_sharing",
-             "finetune")  # "finetune": "not applicable" (the paper fine-tunes images only)
 
 
 def matcher():
@@ -291,7 +289,7 @@ def evaluate_file(samples: str | Path, reference: str | Path | None = None, limi
                          "rates are noisier and uniqueness is not comparable")
         if ref is None:
             flags.append("no --reference: novelty not computed")
-    scale = {k: meta[k] for k in META_KEYS if k in meta}
+    scale = scale_from_meta(meta)
     scale["matcher"] = dict(MATCHER_TOLERANCES)
     scale["num_samples"] = n
     scale["protocol"] = "ADiT/CDVAE crystals"

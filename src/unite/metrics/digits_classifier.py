@@ -132,11 +132,12 @@ def register() -> None:
 
 def _split_uint8(cfg, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A digits split as the metric path will see it: uint8 (N, 3, S, S) + labels."""
-    from unite.metrics.images import split_dataset, to_uint8_chw
+    from unite.metrics.image_sets import split_dataset
+    from unite.modality import round_to_uint8
 
     ds = split_dataset(cfg, split)
     xs, ys = zip(*(ds[i] for i in range(len(ds))))
-    return torch.stack([to_uint8_chw(x) for x in xs]), torch.tensor(ys, dtype=torch.long)
+    return torch.stack([round_to_uint8(x) for x in xs]), torch.tensor(ys, dtype=torch.long)
 
 
 def _shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:

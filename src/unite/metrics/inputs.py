@@ -13,12 +13,11 @@ A wrong input that still yields a number is worse than a crash: 32x32 samples sc
 * **flagged** (a line in the result's ``flags`` that starts with :data:`INPUT_FLAG`, which the
   tables mark): inputs a model may legitimately produce but that count as invalid by the
   protocol, e.g. crystals whose lattice cannot form a cell, or samples without atoms.
+
+Files are read by :func:`unite.artifacts.read_npz`, which refuses the unreadable ones.
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 
@@ -26,32 +25,6 @@ from unite.errors import UserError
 
 INPUT_FLAG = "input: "  # prefix of flags about the evaluated inputs (tables mark such rows)
 MAX_Z = 118
-
-
-def read_npz(path: str | Path, what: str = "file") -> tuple[dict[str, np.ndarray], dict]:
-    """Every array of an ``.npz`` (read now, so a truncated member fails here) and its ``meta``
-    JSON ({} when absent). Missing, empty, truncated or foreign files are a UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} not found: {path}")
-    if path.stat().st_size == 0:
-        raise UserError(f"{what} {path} is empty (0 bytes): an interrupted write? recreate it")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("a single array, not an .npz archive")
-            arrays = {k: f[k] for k in f.files}
-    except Exception as exc:  # BadZipFile, EOFError, zlib.error, ValueError, OSError ...
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        raise UserError(f"cannot read {what} {path} ({reason}): truncated or not an .npz file") from None
-    meta = {}
-    if "meta" in arrays:
-        raw = arrays.pop("meta")
-        try:
-            meta = json.loads(str(raw.item() if hasattr(raw, "item") else raw))
-        except (json.JSONDecodeError, ValueError):
-            meta = {}
-    return arrays, meta if isinstance(meta, dict) else {}
 
 
 def require(arrays: dict, keys, path, hint: str = "") -> None:

@@ -32,15 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
+from unite.artifacts import read_npz, result, scale_from_meta, write_result
 from unite.errors import UserError
-from unite.metrics import inputs, result, write_result
+from unite.metrics import inputs
 
 PAPER_NUM_SAMPLES = 10_000  # generated molecules in the paper's protocol
 QM9_TEST_SIZE = 12_831
 FIELDS = ("atom_types", "positions")
-META_KEYS = ("dataset", "model_size", "decoder_size", "train_steps", "fine_tuned", "solver",
-             "steps", "nfe", "cfg", "interval", "seed", "use_ema", "split", "weight_sharing",
-             "finetune")  # "finetune": "not applicable" (the paper fine-tunes images only)
 
 
 def _quiet_chemistry_logs() -> None:
@@ -215,7 +213,7 @@ def reconstruction_metrics(orig_types, orig_pos, recon_types, recon_pos) -> dict
 # -- files ----------------------------------------------------------------------------------
 def load_npz(path: str | Path) -> tuple[dict, dict]:
     """Arrays and meta of a sample/reconstruction/reference file (unreadable: UserError)."""
-    return inputs.read_npz(path, "file")
+    return read_npz(path, "file")
 
 
 def is_reconstruction(arrays: dict) -> bool:
@@ -297,7 +295,7 @@ def evaluate_file(samples: str | Path, reference: str | Path | None = None,
         check_fields(arrays, samples, "recon_")
     sl = slice(None) if limit <= 0 else slice(0, limit)
     flags: list[str] = []
-    scale = {k: meta[k] for k in META_KEYS if k in meta}
+    scale = scale_from_meta(meta)
     if recon:
         metrics = reconstruction_metrics(
             arrays["orig_atom_types"][sl], arrays["orig_positions"][sl],

@@ -1,10 +1,11 @@
-"""The paper's sampling protocol around the image metrics: the classifier-free-guidance sweep
-(w = 1.0 .. 4.0 step 0.2, best FID reported) and the Table 4 analogue (solver x class sampling:
-Heun-50 balanced, dopri5 balanced, dopri5 random).
+"""The classifier-free-guidance sweep (w = 1.0 .. 4.0 step 0.2, best FID reported) and its
+``cfg_sweep`` result object.
 
-The loops take a sampler and a metric function, so that the same logic runs on a checkpoint
+The loop takes a sampler and a metric function, so that the same logic runs on a checkpoint
 (:func:`checkpoint_sampler` + :func:`unite.metrics.images.generation_metrics`), on the embedded
-digits default, and in tests with stand-ins.
+digits default, and in tests with stand-ins. Table 4 (solver x class sampling) is not made
+here: the workflow samples each of its protocols as ordinary sample sets, scores them with
+``evaluate images`` and ``unite.tables`` reads those results.
 
 Early stopping of the sweep (``patience``): the authors searched w upwards and stopped once FID
 got worse; here the sweep stops after ``patience`` consecutive scales that do not beat the best
@@ -14,7 +15,6 @@ FID so far (0 = evaluate every scale). The result says which rule ran and where 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,51 +78,6 @@ def cfg_sweep(
     }
 
 
-@dataclass(frozen=True)
-class ProtocolRow:
-    key: str
-    label: str  # as in the paper's Table 4
-    solver: str
-    class_sampling: str  # balanced | random
-
-
-TABLE4_ROWS = (
-    ProtocolRow("heun50_balanced", "Heun-50, class-balanced", "heun", "balanced"),
-    ProtocolRow("dopri5_balanced", "dopri5, class-balanced", "dopri5", "balanced"),
-    ProtocolRow("dopri5_random", "dopri5, random classes", "dopri5", "random"),
-)
-
-
-def table4(
-    sample: Callable[[str, np.ndarray], Sampled],
-    metrics: MetricFn,
-    labels: dict[str, np.ndarray],
-    *,
-    heun_steps: int = 50,
-    rows: Sequence[ProtocolRow] = TABLE4_ROWS,
-    verbose: bool = True,
-) -> list[dict]:
-    """One scored sample set per (solver, class sampling) row. ``sample(solver, labels)``;
-    ``labels`` maps "balanced"/"random" to the label lists (same length)."""
-    from tqdm import tqdm
-
-    out = []
-    for row in tqdm(rows, desc="protocol", unit="row", disable=not verbose):
-        images, y, nfe = sample(row.solver, labels[row.class_sampling])
-        out.append(
-            {
-                "row": row.key,
-                "label": row.label,
-                "solver": row.solver,
-                "steps": heun_steps if row.solver == "heun" else None,
-                "class_sampling": row.class_sampling,
-                "nfe": nfe,
-                **metrics(images, y),
-            }
-        )
-    return out
-
-
 def checkpoint_sampler(
     model, cfg, *, interval, seed: int, batch_size: int, device: str, steps: int
 ) -> Callable[..., Sampled]:
@@ -139,23 +94,27 @@ def checkpoint_sampler(
     return sample
 
 
-def rows_from_results(named: dict[str, dict]) -> list[dict]:
-    """Table 4 rows from ``gen_images`` result objects (samples made by sample/gather jobs)."""
-    labels = {r.key: r for r in TABLE4_ROWS}
-    rows = []
-    for key, res in named.items():
-        scale, row = res.get("scale", {}), labels.get(key)
-        rows.append(
-            {
-                "row": key,
-                "label": row.label if row else key,
-                "solver": scale.get("solver"),
-                "steps": scale.get("steps"),
-                "class_sampling": scale.get("label_mode"),
-                "nfe": scale.get("nfe"),
-                "cfg": scale.get("cfg"),
-                "interval": scale.get("interval"),
-                **res.get("metrics", {}),
-            }
-        )
-    return rows
+def sweep_result(
+    metrics: dict, *, experiment: str, spec, ref_stats: dict, ref_meta: dict, ref_path,
+    scale: dict, scales: Sequence[float], num_samples: int,
+) -> dict:
+    """The ``cfg_sweep`` result object: the sweep's ``metrics`` (:func:`cfg_sweep`), flags on
+    sample counts, early stopping and the reference, and the provenance of the run. ``scale``
+    holds the checkpoint's and the reference's scale fields plus the sampling settings."""
+    from unite.artifacts import result
+    from unite.metrics.features import INCEPTION
+    from unite.metrics.images import PAPER_NUM_SAMPLES, image_provenance, sample_count_flags
+    from unite.metrics.reference import ref_flags
+    from unite.provenance import missing_flag
+
+    metrics["is_key"] = spec.name("is")
+    n = num_samples
+    flags = sample_count_flags(n, None, len(ref_stats["mu"]), "FID per scale")
+    if spec.kind == INCEPTION and n < PAPER_NUM_SAMPLES:
+        flags.append(f"sweep FIDs on {n} samples per scale (final numbers: sample 50K at best_cfg)")
+    if metrics["early_stopped"]:
+        flags.append(f"sweep stopped early after w={metrics['scales_evaluated'][-1]}: {metrics['stop_rule']}")
+    flags += ref_flags(ref_meta)
+    prov = image_provenance("cfg_sweep", spec, ref_path, ref_meta, meta=scale, cfg_scales=scales)
+    return result(experiment=experiment, kind="cfg_sweep", metrics=metrics, scale=scale,
+                  flags=flags + missing_flag(prov), provenance=prov)
