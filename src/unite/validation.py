@@ -8,15 +8,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from unite.config import Config
+from unite.metrics.psnr import psnr_tensor
 from unite.modality import batch_size_of, is_image, to_device
-
-
-def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [-1, 1], measured on the [0, 1] scale (peak 1)."""
-    p = (pred.float().clamp(-1, 1) + 1) / 2
-    q = (target.float().clamp(-1, 1) + 1) / 2
-    mse = (p - q).pow(2).flatten(1).mean(dim=1).clamp(min=1e-10)
-    return -10.0 * torch.log10(mse)
 
 
 @torch.no_grad()
@@ -42,7 +35,7 @@ def evaluate(model: nn.Module, loader: DataLoader, cfg: Config, device, autocast
             z_sum = z.sum(0) if z_sum is None else z_sum + z.sum(0)
             z_sq = (z * z).sum(0) if z_sq is None else z_sq + (z * z).sum(0)
             if is_image(cfg):
-                vals = {"val_psnr": psnr(x_hat, x).sum().item(),
+                vals = {"val_psnr": psnr_tensor(x_hat, x).sum().item(),
                         "val_l1": (x_hat.float() - x.float()).abs().flatten(1).mean(1).sum().item()}
             else:
                 from unite.models.atoms import recon_loss
