@@ -33,7 +33,9 @@ from pathlib import Path
 from unite.atomic import atomic_write
 from unite.errors import UserError
 from unite.tables.build import build_table, role_experiments, scale_parts
-from unite.tables.paper import ALL_STEMS as ALL_STEMS  # read by the workflow (workflow/rules/common/)
+from unite.tables.paper import (
+    ALL_STEMS as ALL_STEMS,  # read by the workflow (workflow/rules/common/)
+)
 from unite.tables.paper import PAPER, TABLE_FORMATS, TABLE_STEMS
 from unite.tables.provenance_table import write_provenance_table
 from unite.tables.render import (
