@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
 
 import torch
@@ -35,9 +36,23 @@ def uses_bf16(cfg: Config, device: torch.device) -> bool:
 def autocast_for(cfg: Config, device: torch.device):
     """The training precision policy (``train.precision``) as a context factory: bf16
     autocast where :func:`uses_bf16`, else a no-op; used by training, fine-tuning, the bench."""
-    if uses_bf16(cfg, device):
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
+    return _bf16_context(device) if uses_bf16(cfg, device) else contextlib.nullcontext
+
+
+def inference_uses_bf16(cfg: Config, device: torch.device) -> bool:
+    """Inference (sampling, reconstruction, decoding) has its own policy,
+    ``sample.precision``: bf16 only on CUDA and only when asked (default fp32, as the
+    released code samples), whatever the run was trained in."""
+    return device.type == "cuda" and cfg.sample.precision == "bf16"
+
+
+def inference_autocast_for(cfg: Config, device: torch.device):
+    """:func:`inference_uses_bf16` as a context factory, like :func:`autocast_for`."""
+    return _bf16_context(device) if inference_uses_bf16(cfg, device) else contextlib.nullcontext
+
+
+def _bf16_context(device: torch.device):
+    return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
 
 
 # glibc mallopt parameters

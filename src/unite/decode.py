@@ -13,7 +13,6 @@ checkpoint's meta) that ``unite evaluate images`` reads like any other.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 
@@ -38,18 +37,16 @@ def ge_digest(model: torch.nn.Module) -> str:
 @torch.no_grad()
 def decode_latents(model, cfg, latents: np.ndarray, *, device, batch_size: int) -> dict:
     """Latents (N, K, D) -> sample-file arrays, in the batches (and precision) sampling uses."""
+    from unite.acceleration import inference_autocast_for
     from unite.modality import decoded_to_arrays
-    from unite.sampling import _use_autocast
 
     device = torch.device(device)
     model = model.to(device).eval()
-    autocast = _use_autocast(cfg, device)
+    autocast = inference_autocast_for(cfg, device)
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(latents), batch_size):
         z = torch.from_numpy(np.ascontiguousarray(latents[start : start + batch_size])).to(device)
-        ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if autocast
-               else contextlib.nullcontext())
-        with ctx:
+        with autocast():
             decoded = model.decode(z)
         decoded = ({k: v.float() for k, v in decoded.items()} if isinstance(decoded, dict)
                    else decoded.float())

@@ -12,7 +12,6 @@ sample-file field twice, prefixed ``orig_`` and ``recon_``, + ``labels``; ``meta
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import numpy as np
@@ -28,8 +27,9 @@ def reconstruct(model, cfg, dataset, *, seed: int = 0, device="cpu", batch_size:
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
+    from unite.acceleration import inference_autocast_for
     from unite.modality import batch_to_arrays, decoded_to_arrays, is_image, to_device
-    from unite.sampling import _use_autocast, initial_noise
+    from unite.sampling import initial_noise
 
     device = torch.device(device)
     model = model.to(device).eval()
@@ -37,7 +37,7 @@ def reconstruct(model, cfg, dataset, *, seed: int = 0, device="cpu", batch_size:
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
                         num_workers=cfg.data.num_workers,
                         collate_fn=getattr(base, "collate_fn", None))
-    autocast = _use_autocast(cfg, device)
+    autocast = inference_autocast_for(cfg, device)
     shape = tuple(model.latent_shape)
     torch.manual_seed(seed)  # the tokenizer's t ~ U[0, 0.01)
     parts: dict[str, list[np.ndarray]] = {}
@@ -46,9 +46,7 @@ def reconstruct(model, cfg, dataset, *, seed: int = 0, device="cpu", batch_size:
         x = to_device(x, device)
         n = len(y)
         noise = initial_noise(range(done, done + n), shape, seed).to(device)
-        ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if autocast
-               else contextlib.nullcontext())
-        with ctx:
+        with autocast():
             z0 = model.encode(x, noise=noise)
             decoded = model.decode(z0)
         decoded = ({k: v.float() for k, v in decoded.items()} if isinstance(decoded, dict)

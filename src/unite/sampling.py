@@ -36,6 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from unite.acceleration import inference_autocast_for, inference_uses_bf16
 from unite.artifacts import checkpoint_meta, write_sample_file
 from unite.checkpoint import default_device, load_for_inference
 from unite.config import Config
@@ -121,7 +122,7 @@ class GuidedVelocity:
     """
 
     def __init__(self, model, y: torch.Tensor, *, cfg_scale: float, interval, clamp: float,
-                 autocast: bool = False):
+                 autocast=contextlib.nullcontext):
         self.model = model
         self.y = y
         self.null = torch.full_like(y, model.num_classes)
@@ -139,9 +140,7 @@ class GuidedVelocity:
     def x_prediction(self, z: torch.Tensor, t: float) -> torch.Tensor:
         b = z.shape[0]
         tt = torch.full((b,), t, device=z.device, dtype=torch.float32)
-        ctx = (torch.autocast(z.device.type, dtype=torch.bfloat16) if self.autocast
-               else contextlib.nullcontext())
-        with ctx:
+        with self.autocast():
             if self.guided_at(t):
                 both = self.model.denoise(torch.cat([z, z]), torch.cat([tt, tt]),
                                           torch.cat([self.y, self.null]))
@@ -182,12 +181,6 @@ def integrate(f, z: torch.Tensor, *, solver: str, steps: int, shift: float,
 
 
 # -- generation -----------------------------------------------------------------------------
-def _use_autocast(cfg: Config, device: torch.device) -> bool:
-    """bf16 autocast for inference only when ``sample.precision`` asks for it (default fp32,
-    as the released code samples)."""
-    return device.type == "cuda" and cfg.sample.precision == "bf16"
-
-
 def per_sample(total: float, n: int) -> int | float:
     """A per-sample average as an int when whole (fixed-step solvers), else 2 decimals."""
     mean = total / n
@@ -222,7 +215,7 @@ def generate_with_stats(
     device = torch.device(device)
     model = model.to(device).eval()
     shape = tuple(model.latent_shape)
-    autocast = _use_autocast(cfg, device)
+    autocast = inference_autocast_for(cfg, device)
     parts: dict[str, list[np.ndarray]] = {}
     nfe_total = passes_total = 0.0
     starts = range(0, len(labels), batch_size)
@@ -239,8 +232,7 @@ def generate_with_stats(
         passes_total += f.network_passes * len(y_np)
         if keep_latents:
             parts.setdefault("latents", []).append(z1.float().cpu().numpy())
-        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
-        with ctx:
+        with autocast():
             decoded = model.decode(z1)
         decoded = {k: v.float() for k, v in decoded.items()} if isinstance(decoded, dict) else decoded.float()
         for key, arr in decoded_to_arrays(cfg, decoded).items():
@@ -337,7 +329,7 @@ def run(args) -> None:
         "network_passes": stats["network_passes"],
         **guidance.meta(),
         "interval": interval,
-        "precision": "bf16" if _use_autocast(cfg, torch.device(device)) else "fp32",
+        "precision": "bf16" if inference_uses_bf16(cfg, torch.device(device)) else "fp32",
         "time_shift": cfg.train.time_shift,
         "velocity_clamp": cfg.train.velocity_clamp,
         "seed": args.seed,
