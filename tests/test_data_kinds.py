@@ -41,3 +41,17 @@ def test_table_imports_without_torch():
     """config.py and the workflow's common/config.smk import it: it must not pull torch in."""
     code = "import sys, unite.kinds, unite.config; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("row", kinds.DATA_KINDS.values(), ids=lambda r: r.name)
+def test_image_rows_name_their_fid_features_and_reference_preprocessing(row):
+    """ref-stats and the reference metadata read these fields instead of testing names."""
+    from unite.metrics import features
+    from unite.metrics.image_sets import describe_preprocess
+
+    if row.modality != "images":
+        assert row.features is None and row.reference_preprocess is None
+        return
+    assert row.features in features.FEATURE_KINDS
+    cfg = config.from_dict({}, [f"data.kind={row.name}", "data.image_size=32"])
+    assert "32x32" in describe_preprocess(cfg)

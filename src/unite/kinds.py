@@ -28,13 +28,21 @@ class DataKind:
     module: str  # the dataset module: the Dataset class and prepare()
     dataset: str  # the Dataset class in `module`, built as Class(cfg, split)
     prepared: str  # suffix of the file `unite prepare` writes (the workflow's data artefact)
+    # image kinds only: the FID feature network `unite metrics ref-stats` uses when none is
+    # named (unite.metrics.features), and how reference images are made ({size}: data.image_size)
+    features: str | None = None
+    reference_preprocess: str | None = None
 
 
 DATA_KINDS: dict[str, DataKind] = {
     k.name: k
     for k in (
-        DataKind("digits", "images", "unite.data.digits", "DigitsDataset", "npz"),
-        DataKind("imagefolder", "images", "unite.data.images", "ImageFolderDataset", "json"),
+        DataKind("digits", "images", "unite.data.digits", "DigitsDataset", "npz",
+                 features="digits",
+                 reference_preprocess="8x8 scans, bilinear upsampling to {size}x{size}, no flip"),
+        DataKind("imagefolder", "images", "unite.data.images", "ImageFolderDataset", "json",
+                 features="inception",
+                 reference_preprocess="ADM center crop to {size}x{size}, no flip"),
         DataKind("qm9", "molecules", "unite.data.qm9", "QM9Dataset", "npz"),
         DataKind("crystals", "crystals", "unite.data.crystals", "CrystalDataset", "npz"),
     )

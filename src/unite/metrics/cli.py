@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from unite import kinds
 from unite.artifacts import write_result
 from unite.errors import UserError
 
@@ -221,7 +222,7 @@ def run_ref_stats(args) -> None:
 
     _positive(args, "batch_size")
     cfg = _load_config(args.config, args.set)
-    kind = args.features or ("digits" if cfg.data.kind == "digits" else "inception")
+    kind = args.features or kinds.get(cfg.data.kind).features or ft.INCEPTION
     spec = ft.feature_spec(kind, args.weights, args.fid_layer)
     workers = cfg.data.num_workers if args.num_workers is None else args.num_workers
     meta, reused = rs.reference_stats(

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from unite import kinds
 from unite.errors import UserError
 from unite.modality import round_to_uint8
 
@@ -67,7 +68,5 @@ def split_dataset(cfg, split: str) -> Dataset:
 
 def describe_preprocess(cfg) -> str:
     """How the reference images were made from the dataset (recorded with the statistics)."""
-    size = cfg.data.image_size
-    if cfg.data.kind == "digits":
-        return f"8x8 scans, bilinear upsampling to {size}x{size}, no flip"
-    return f"ADM center crop to {size}x{size}, no flip"
+    text = kinds.get(cfg.data.kind).reference_preprocess or "as the dataset loads them, no flip"
+    return text.format(size=cfg.data.image_size)
