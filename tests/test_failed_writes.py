@@ -102,6 +102,38 @@ def test_tables_on_a_full_disk_keep_the_previous_tables(tmp_path, monkeypatch, c
     assert {p.name: digest(p) for p in out.iterdir()} == before
 
 
+def test_tables_failing_halfway_keep_the_whole_previous_set(tmp_path, monkeypatch, capsys):
+    """The disk fills after some tables were already written: none of the new ones lands,
+    so the folder never mixes tables of two different result sets."""
+    out = make_tables(tmp_path)
+    before = {p.name: digest(p) for p in out.iterdir()}
+    # new results, so that every table would change
+    (tmp_path / "results" / "metrics" / "digits" / "gen_heun-balanced.json").write_text(
+        '{"experiment": "digits", "kind": "gen_images", "metrics": {"fid_digits": 7.25}, '
+        '"scale": {}, "flags": []}')
+    real, calls = tables.to_latex, []
+
+    def latex_then_full(stem, lines):
+        calls.append(stem)
+        if len(calls) == 3:  # the third table's .tex: files of two tables are already done
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(stem, lines)
+
+    monkeypatch.setattr(tables, "to_latex", latex_then_full)
+    with pytest.raises(SystemExit) as exc:  # one line naming the cause, no stack trace
+        cli.main(["tables", "--results", str(tmp_path / "results"), "--out", str(out),
+                  "--role", "unite-b=digits"])
+    assert exc.value.code == 2 and "ENOSPC" in capsys.readouterr().err
+    assert len(calls) == 3
+    assert {p.name: digest(p) for p in out.iterdir()} == before  # no temp left behind either
+
+    monkeypatch.setattr(tables, "to_latex", real)
+    cli.main(["tables", "--results", str(tmp_path / "results"), "--out", str(out),
+              "--role", "unite-b=digits"])
+    assert {p.name: digest(p) for p in out.iterdir()} != before
+    assert "7.25" in "".join(p.read_text() for p in out.glob("*.md"))
+
+
 def test_a_checkpoint_on_a_full_disk_names_the_cause(tmp_path, monkeypatch):
     """torch.save wraps the OSError in a RuntimeError; the message must still say ENOSPC."""
     fill_disk(monkeypatch)

@@ -10,6 +10,8 @@ file or none, never half a file. Three details matter in practice:
 * a temp file carries its writer's host and pid (``.NAME.HOST.PID.RANDOM.tmp``); the next
   write into the same folder deletes temps whose writer is dead (a killed checkpoint writer
   leaves one as large as a checkpoint) and leaves those of live writers alone;
+* inside ``with file_set():`` the files of the block are all replaced at its end, or none
+  is (the tables of one ``unite tables`` call: a full disk halfway leaves the old set);
 * a full disk, a quota, a file-size limit or a read-only folder becomes a
   :class:`unite.errors.UserError` naming the file and the cause, even when the library that
   was writing (torch, numpy's zip writer) wrapped the ``OSError`` in its own exception.
@@ -18,6 +20,7 @@ file or none, never half a file. Three details matter in practice:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import re
@@ -130,6 +133,33 @@ class _Recorder:
         return iter(self._fh)
 
 
+# (temp, destination) pairs of the innermost open file_set(), or None outside one
+_PENDING: contextvars.ContextVar[list[tuple[str, Path]] | None] = contextvars.ContextVar(
+    "unite_atomic_pending", default=None)
+
+
+@contextlib.contextmanager
+def file_set():
+    """Make the files written in the block one unit: each is finished as a temp file, and
+    the temps replace their destinations only once the whole block has succeeded. If any
+    write (or anything else in the block) fails, every temp is deleted and every destination
+    keeps its previous content. Only the final renames can leave a mixed set, and a rename
+    within one folder does not need disk space."""
+    pending: list[tuple[str, Path]] = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    finally:
+        _PENDING.reset(token)
+    for tmp, path in pending:
+        os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb", fsync: bool = False, **open_kwargs):
     """``with atomic_write(p) as fh: ...`` writes ``fh`` to ``p`` only if the block succeeds.
@@ -159,7 +189,11 @@ def atomic_write(path: str | Path, mode: str = "wb", fsync: bool = False, **open
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        pending = _PENDING.get()
+        if pending is None:
+            os.replace(tmp, path)
+        else:
+            pending.append((tmp, path))
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unite.artifacts import read_record
-from unite.atomic import atomic_write
+from unite.atomic import atomic_write, file_set
 from unite.claims import stats
 from unite.claims.plan import Claim, Comparison, Plan, Side, load_plan
 from unite.errors import UserError
@@ -557,7 +557,14 @@ def build_report(plan: Plan, results: str | Path) -> Report:
 
 
 def write_report(report: Report, tables: str | Path, figure: str | Path) -> list[Path]:
+    """The three tables and the figure as one unit (``atomic.file_set``): all or none."""
     tables = Path(tables)
+    with file_set():
+        _write_report_files(report, tables, Path(figure))
+    return [tables / f"claims.{fmt}" for fmt in FORMATS] + [Path(figure)]
+
+
+def _write_report_files(report: Report, tables: Path, figure: Path) -> None:
     with atomic_write(tables / "claims.md", "w") as fh:
         fh.write(to_markdown(report))
     with atomic_write(tables / "claims.csv", "w") as fh:
@@ -566,8 +573,7 @@ def write_report(report: Report, tables: str | Path, figure: str | Path) -> list
         writer.writerows(csv_rows(report))
     with atomic_write(tables / "claims.tex", "w") as fh:
         fh.write(to_latex(report))
-    draw_figure(report, Path(figure))
-    return [tables / f"claims.{fmt}" for fmt in FORMATS] + [Path(figure)]
+    draw_figure(report, figure)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

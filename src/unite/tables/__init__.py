@@ -30,7 +30,7 @@ import fcntl
 import sys
 from pathlib import Path
 
-from unite.atomic import atomic_write
+from unite.atomic import atomic_write, file_set
 from unite.errors import UserError
 from unite.tables.build import build_table, role_experiments, scale_parts
 from unite.tables.paper import (
@@ -145,7 +145,8 @@ def run(args: argparse.Namespace) -> None:
     if bool(args.experiment) != bool(args.rows):
         raise UserError("--experiment and --rows go together")
     roles = parse_roles(args.role)
-    with tables_lock(Path(args.out)):
+    # one unit: a failure halfway (full disk, a bug in one table) leaves the previous set
+    with tables_lock(Path(args.out)), file_set():
         written = write_tables(args.results, args.out, roles, args.primary)
         if args.experiment:
             text = experiment_rows(read_results(args.results), roles, args.primary,
