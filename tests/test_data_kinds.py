@@ -55,3 +55,37 @@ def test_image_rows_name_their_fid_features_and_reference_preprocessing(row):
     assert row.features in features.FEATURE_KINDS
     cfg = config.from_dict({}, [f"data.kind={row.name}", "data.image_size=32"])
     assert "32x32" in describe_preprocess(cfg)
+
+
+def _data_keys_read_by_prepare(module_name: str) -> set[str]:
+    """``cfg.data.<key>`` read by the module's prepare() and the module functions it calls."""
+    import ast
+
+    source = importlib.util.find_spec(module_name).origin
+    tree = ast.parse(open(source).read())
+    funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    keys, seen, todo = set(), set(), ["prepare"]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in funcs:
+            continue
+        seen.add(name)
+        for node in ast.walk(funcs[name]):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "data" and isinstance(node.value.value, ast.Name)
+                    and node.value.value.id == "cfg"):
+                keys.add(node.attr)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                todo.append(node.func.id)
+    return keys
+
+
+@pytest.mark.parametrize("row", kinds.DATA_KINDS.values(), ids=lambda r: r.name)
+def test_prepare_reads_lists_exactly_the_settings_prepare_reads(row):
+    """The workflow reruns preparation when one of these changes: a key missing here would
+    leave a stale prepared file after an edit of the library config."""
+    assert _data_keys_read_by_prepare(row.module) == set(row.prepare_reads)
+    cfg = config.from_dict({}, [f"data.kind={row.name}"] + (
+        [] if row.modality == "images" else ["model.size=tiny"]))
+    text = kinds.prepare_settings(cfg.data)
+    assert all(f"{k}=" in text for k in row.prepare_reads)

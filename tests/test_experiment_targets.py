@@ -248,8 +248,21 @@ def test_editing_one_experiments_config_reruns_that_experiment_only(tmp_path):
     assert exps == {"qm9"}, exps
     assert snakemake(["--touch", "--cores", "1", *targets, *args], cwd=work).returncode == 0
 
-    # 3. the parent file: perov5 and the experiment inheriting from it, nobody else
+    # 3. the parent file: perov5 and the experiment inheriting from it, nobody else; the
+    # learning rate is not a setting preparation reads, so the data is not prepared again
     halve_lr(work / "config/experiments/perov-tiny.yaml")
-    exps, _ = rerun_experiments(work, args)
+    exps, jobs = rerun_experiments(work, args)
+    assert exps == {"perov5", "perov5-child"}, exps
+    assert "prepare" not in jobs
+    assert snakemake(["--touch", "--cores", "1", *targets, *args], cwd=work).returncode == 0
+
+    # 4. a setting prepare() reads (unite.kinds: data.seed draws the crystal split) in the
+    # dataset's library config: perov5's data is prepared again, and both experiments on it rerun
+    path = work / "config/experiments/perov-tiny.yaml"
+    data = yaml.safe_load(path.read_text())
+    data.setdefault("data", {})["seed"] = 7
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    exps, jobs = rerun_experiments(work, args)
+    assert jobs.get("prepare") == [{"dataset": "perov5", "suffix": "npz"}], jobs.get("prepare")
     assert exps == {"perov5", "perov5-child"}, exps
 

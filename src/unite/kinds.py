@@ -32,19 +32,25 @@ class DataKind:
     # named (unite.metrics.features), and how reference images are made ({size}: data.image_size)
     features: str | None = None
     reference_preprocess: str | None = None
+    # the data.* keys the module's prepare() reads: the workflow reruns preparation (and what
+    # reads the prepared file) when one of them changes in the dataset's library config
+    prepare_reads: tuple[str, ...] = ()
 
 
 DATA_KINDS: dict[str, DataKind] = {
     k.name: k
     for k in (
         DataKind("digits", "images", "unite.data.digits", "DigitsDataset", "npz",
-                 features="digits",
+                 features="digits",  # prepare() writes a fixed split: it reads no setting
                  reference_preprocess="8x8 scans, bilinear upsampling to {size}x{size}, no flip"),
         DataKind("imagefolder", "images", "unite.data.images", "ImageFolderDataset", "json",
                  features="inception",
-                 reference_preprocess="ADM center crop to {size}x{size}, no flip"),
-        DataKind("qm9", "molecules", "unite.data.qm9", "QM9Dataset", "npz"),
-        DataKind("crystals", "crystals", "unite.data.crystals", "CrystalDataset", "npz"),
+                 reference_preprocess="ADM center crop to {size}x{size}, no flip",
+                 prepare_reads=("root",)),
+        DataKind("qm9", "molecules", "unite.data.qm9", "QM9Dataset", "npz",
+                 prepare_reads=("max_atoms", "seed")),
+        DataKind("crystals", "crystals", "unite.data.crystals", "CrystalDataset", "npz",
+                 prepare_reads=("root", "max_atoms", "seed", "on_corrupt")),
     )
 }
 NAMES: tuple[str, ...] = tuple(DATA_KINDS)
@@ -56,6 +62,12 @@ def get(kind: str) -> DataKind:
         return DATA_KINDS[kind]
     except KeyError:
         raise ValueError(f"unknown data kind {kind!r}; known: {', '.join(NAMES)}") from None
+
+
+def prepare_settings(data) -> str:
+    """``key=value`` of the settings ``prepare()`` reads, from a config's ``data`` section
+    (the workflow's rerun trigger for preparation)."""
+    return " ".join(f"{k}={getattr(data, k)!r}" for k in get(data.kind).prepare_reads)
 
 
 def modality(kind: str) -> str:

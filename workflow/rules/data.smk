@@ -43,6 +43,9 @@ rule prepare:
         config=lambda wc: DATASETS[wc.dataset]["config"],
         set=lambda wc: set_args(DATASETS[wc.dataset].get("set", [])),
         root=lambda wc: raw_root_args(wc.dataset),
+        # not on the command line: the values prepare() reads from the library config, so
+        # that editing one (data.seed, data.max_atoms, ...) reruns this job (params trigger)
+        reads=lambda wc: unite.kinds.prepare_settings(DATA_CFG[wc.dataset].data),
     shell:
         "{params.py:q} -m unite prepare --config {params.config:q} {params.set} {params.root} "
         "--out {output:q} "
