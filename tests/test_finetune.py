@@ -15,10 +15,11 @@ import torch
 from analysis_checkpoints import TINY, tiny_model
 from training_helpers import SyntheticImages, one_thread
 from unite import checkpoint, config
+from unite.adversarial import Discriminator
 from unite.checkpoint import save_atomic
 from unite.cli import main
 from unite.errors import UserError
-from unite.finetune import Discriminator, finetune, scale_fields
+from unite.finetune import finetune, scale_fields
 
 
 @pytest.fixture(autouse=True)
@@ -127,7 +128,7 @@ def test_discriminator_starts_from_the_generative_encoder(tmp_path):
 def test_one_discriminator_backward_gives_the_adversarial_gradient():
     """The loop backpropagates ``(x_hat * d adv/d x_hat).sum()`` instead of ``adv`` (one pass
     through the discriminator instead of two); the decoder gradients must be the same."""
-    from unite.finetune import generator_loss
+    from unite.adversarial import generator_loss
 
     model, _ = tiny_model(["train.lpips_weight=0"])
     disc = Discriminator(model.encoder)

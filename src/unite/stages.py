@@ -63,7 +63,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("prepare", "data", (), ("src/unite/data", "config/experiments")),
     Stage("reference", "reference", ("prepare",), ("src/unite/metrics", "config/experiments")),
     Stage("train", "checkpoints", ("prepare",), ("src/unite", "config/experiments")),
-    Stage("finetune", "finetuned", ("prepare", "train"), ("src/unite/finetune.py",)),
+    Stage("finetune", "finetuned", ("prepare", "train"),
+          ("src/unite/finetune.py", "src/unite/adversarial.py")),
     # the guidance sweep (sample and score at each w, keep the best) is part of sampling: every
     # protocol's sampling job reads the w it picked
     Stage("sample", "samples", ("prepare", "reference", "train", "finetune"),
