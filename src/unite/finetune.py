@@ -53,6 +53,7 @@ import math
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -200,20 +201,16 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
     from unite import checkpoint, distributed
     from unite import config as config_mod
     from unite.acceleration import autocast_for
-    from unite.config import FINETUNE_RESUMABLE, RESUMABLE_CHANGES
     from unite.data import train_and_val
     from unite.errors import UserError
     from unite.losses import ReconLoss
-    from unite.modality import is_image, to_device
+    from unite.modality import to_device
     from unite.models import build_model
     from unite.models.unite_model import UNITE
-    from unite.objective import add_recon_noise
     from unite.optim import EMA, WarmupCosine, build_optimizers, optimizer_step
     from unite.resume import (
         StopFlag,
-        check_resumable,
         make_loader,
-        restore_rng,
         rng_state,
         seed_everything,
         truncate_metrics,
@@ -222,16 +219,7 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
 
     ft = cfg.finetune
     dev = env.device
-    ckpt_cfg = config_mod.from_dict(config_mod.upgrade_saved(source["config"]))
-    if not is_image(ckpt_cfg):
-        raise UserError(f"{ckpt_path}: {ckpt_cfg.data.kind} model: {NOT_APPLICABLE_REASON}")
-    check_same_model(ckpt_cfg, cfg)
-    if not (ft.epochs or ft.steps):
-        raise UserError("finetune.epochs and finetune.steps are both 0: nothing to fine-tune "
-                        "(set one, or switch the workflow's `finetune` off for this experiment)")
-    if (source.get("meta") or {}).get("fine_tuned"):
-        raise UserError(f"{ckpt_path} is already fine-tuned; start from the jointly trained "
-                        "checkpoint")
+    _check_source(cfg, source, ckpt_path)
     source_step = int(source.get("step", 0))
 
     train_set, val_set = datasets if datasets is not None else train_and_val(cfg)
@@ -270,21 +258,8 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
     metrics_path = run / "metrics.jsonl"
     step = 0
     if state_path.exists():
-        saved = checkpoint.read(state_path, required=STATE_KEYS)
-        allowed = tuple(k for k in RESUMABLE_CHANGES if not k.startswith("finetune."))
-        check_resumable(saved["config"], cfg, state_path, allowed=allowed + FINETUNE_RESUMABLE)
-        if saved.get("source_step") != source_step:
-            raise UserError(f"{state_path} fine-tunes the step-{saved.get('source_step')} "
-                            f"checkpoint, {ckpt_path} is step {source_step}; use a new --run")
-        model.decoder.load_state_dict(saved["decoder"])
-        ema.load_state_dict(saved["decoder_ema"])
-        disc.load_state_dict(saved["discriminator"])
-        for opt, state in zip(optimizers, saved["optimizers"], strict=True):
-            opt.load_state_dict(state)
-        disc_opt.load_state_dict(saved["disc_optimizer"])
-        step = int(saved["step"])
-        restore_rng(saved["rng"], env, dev)
-        del saved
+        step = _restore(state_path, cfg, ckpt_path, source_step, env, model.decoder, ema, disc,
+                        optimizers, disc_opt)
     if env.is_main:
         run.mkdir(parents=True, exist_ok=True)
         config_mod.dump(cfg, run / "config.yaml")
@@ -333,7 +308,8 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
         d_wrapped = DDP(disc, device_ids=ids, find_unused_parameters=True)
     autocast = autocast_for(cfg, dev)
     g_params = list(model.decoder.parameters())
-    head_weight = last_layer(model.decoder)
+    gan = _GanParts(model, disc, disc_params, g_wrapped, d_wrapped, recon_loss,
+                    last_layer(model.decoder), autocast)
 
     def save(at_step: int) -> None:
         rngs = distributed.gather_objects(env, rng_state(dev))
@@ -390,43 +366,7 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
                     if env.enabled and not sync:
                         ctx.enter_context(g_wrapped.no_sync())
                         ctx.enter_context(d_wrapped.no_sync())
-                    with torch.no_grad(), autocast():
-                        z0 = model.encode(x)
-                    z_in = add_recon_noise(z0, cfg) if ft.recon_noise else z0
-                    if update_g:
-                        for p in disc_params:
-                            p.requires_grad_(False)
-                        with autocast():
-                            x_hat = g_wrapped(z_in)
-                            recon, parts = recon_loss(x_hat, x)
-                            adv = generator_loss(ft.gan_loss, disc(x_hat).float())
-                        # one backward through the discriminator: d adv / d x_hat, then a
-                        # surrogate with the same decoder gradients as adv
-                        (grad_x,) = torch.autograd.grad(adv, x_hat)
-                        adv_surrogate = (x_hat * grad_x.detach()).sum()
-                        weight = ft.disc_weight * (adaptive_weight(
-                            recon, adv_surrogate, head_weight, ft.max_adaptive_weight)
-                            if ft.adaptive_weight else 1.0)
-                        ((recon + weight * adv_surrogate) / ft.grad_accum).backward()
-                        for p in disc_params:
-                            p.requires_grad_(True)
-                        add("g_adv", adv)
-                        add("adv_weight", weight)
-                    else:
-                        with torch.no_grad(), autocast():
-                            x_hat = model.decoder(z_in)
-                            recon, parts = recon_loss(x_hat, x)
-                    add("recon", recon)
-                    for k, v in parts.items():
-                        add(k, v)
-                    with autocast():
-                        logits = d_wrapped(torch.cat([x, x_hat.detach().to(x.dtype)])).float()
-                        real, fake = logits.split(x.shape[0])
-                        d_loss = discriminator_loss(ft.gan_loss, real, fake)
-                    (d_loss / ft.grad_accum).backward()
-                    add("d_loss", d_loss)
-                    add("d_real", real.mean())
-                    add("d_fake", fake.mean())
+                    _micro_step(gan, cfg, x, update_g, add)
             if update_g:
                 norm = optimizer_step(optimizers, g_params, ft.grad_clip)
                 ema.update(model.decoder)
@@ -472,6 +412,111 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
         if bar is not None:
             bar.close()
     return finish("done")
+
+
+def _check_source(cfg, source: dict, ckpt_path: Path) -> None:
+    """Refuse what cannot be fine-tuned: a non-image model, another architecture than the
+    config's, an empty budget, an already fine-tuned checkpoint (one-line user errors)."""
+    from unite import config as config_mod
+    from unite.errors import UserError
+    from unite.modality import is_image
+
+    ckpt_cfg = config_mod.from_dict(config_mod.upgrade_saved(source["config"]))
+    if not is_image(ckpt_cfg):
+        raise UserError(f"{ckpt_path}: {ckpt_cfg.data.kind} model: {NOT_APPLICABLE_REASON}")
+    check_same_model(ckpt_cfg, cfg)
+    if not (cfg.finetune.epochs or cfg.finetune.steps):
+        raise UserError("finetune.epochs and finetune.steps are both 0: nothing to fine-tune "
+                        "(set one, or switch the workflow's `finetune` off for this experiment)")
+    if (source.get("meta") or {}).get("fine_tuned"):
+        raise UserError(f"{ckpt_path} is already fine-tuned; start from the jointly trained "
+                        "checkpoint")
+
+
+def _restore(state_path: Path, cfg, ckpt_path: Path, source_step: int, env, decoder, ema, disc,
+             optimizers, disc_opt) -> int:
+    """Load the run folder's state (decoder, its EMA, discriminator, optimizers, per-rank RNG)
+    after checking it continues this very run; returns the step to continue from."""
+    from unite import checkpoint
+    from unite.config import FINETUNE_RESUMABLE, RESUMABLE_CHANGES
+    from unite.errors import UserError
+    from unite.resume import check_resumable, restore_rng
+
+    saved = checkpoint.read(state_path, required=STATE_KEYS)
+    allowed = tuple(k for k in RESUMABLE_CHANGES if not k.startswith("finetune."))
+    check_resumable(saved["config"], cfg, state_path, allowed=allowed + FINETUNE_RESUMABLE)
+    if saved.get("source_step") != source_step:
+        raise UserError(f"{state_path} fine-tunes the step-{saved.get('source_step')} "
+                        f"checkpoint, {ckpt_path} is step {source_step}; use a new --run")
+    decoder.load_state_dict(saved["decoder"])
+    ema.load_state_dict(saved["decoder_ema"])
+    disc.load_state_dict(saved["discriminator"])
+    for opt, state in zip(optimizers, saved["optimizers"], strict=True):
+        opt.load_state_dict(state)
+    disc_opt.load_state_dict(saved["disc_optimizer"])
+    restore_rng(saved["rng"], env, env.device)
+    return int(saved["step"])
+
+
+@dataclass
+class _GanParts:
+    """What one fine-tuning micro-step touches (``*_wrapped``: the DDP wrappers, or the
+    modules themselves on one process)."""
+
+    model: nn.Module
+    disc: nn.Module
+    disc_params: list
+    g_wrapped: nn.Module
+    d_wrapped: nn.Module
+    recon_loss: nn.Module
+    head_weight: torch.Tensor
+    autocast: object
+
+
+def _micro_step(gan: _GanParts, cfg, x: torch.Tensor, update_g: bool, add) -> None:
+    """One micro-batch: the decoder's backward (recon + weighted adversarial loss) once the
+    discriminator warm-up is over, then the discriminator's on real vs detached
+    reconstructions; ``add(key, value)`` collects the logged values."""
+    from unite.objective import add_recon_noise
+
+    ft, autocast = cfg.finetune, gan.autocast
+    with torch.no_grad(), autocast():
+        z0 = gan.model.encode(x)
+    z_in = add_recon_noise(z0, cfg) if ft.recon_noise else z0
+    if update_g:
+        for p in gan.disc_params:
+            p.requires_grad_(False)
+        with autocast():
+            x_hat = gan.g_wrapped(z_in)
+            recon, parts = gan.recon_loss(x_hat, x)
+            adv = generator_loss(ft.gan_loss, gan.disc(x_hat).float())
+        # one backward through the discriminator: d adv / d x_hat, then a surrogate with the
+        # same decoder gradients as adv
+        (grad_x,) = torch.autograd.grad(adv, x_hat)
+        adv_surrogate = (x_hat * grad_x.detach()).sum()
+        weight = ft.disc_weight * (adaptive_weight(
+            recon, adv_surrogate, gan.head_weight, ft.max_adaptive_weight)
+            if ft.adaptive_weight else 1.0)
+        ((recon + weight * adv_surrogate) / ft.grad_accum).backward()
+        for p in gan.disc_params:
+            p.requires_grad_(True)
+        add("g_adv", adv)
+        add("adv_weight", weight)
+    else:
+        with torch.no_grad(), autocast():
+            x_hat = gan.model.decoder(z_in)
+            recon, parts = gan.recon_loss(x_hat, x)
+    add("recon", recon)
+    for k, v in parts.items():
+        add(k, v)
+    with autocast():
+        logits = gan.d_wrapped(torch.cat([x, x_hat.detach().to(x.dtype)])).float()
+        real, fake = logits.split(x.shape[0])
+        d_loss = discriminator_loss(ft.gan_loss, real, fake)
+    (d_loss / ft.grad_accum).backward()
+    add("d_loss", d_loss)
+    add("d_real", real.mean())
+    add("d_fake", fake.mean())
 
 
 def finetune_seed(seed: int, rank: int) -> int:
