@@ -19,6 +19,7 @@ import json
 import numpy as np
 import torch
 
+from unite.cliargs import add_device
 from unite.errors import UserError
 
 
@@ -61,12 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output sample file (.npz)")
     p.add_argument("--batch-size", type=int, default=None, help="default: sample.batch_size")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
-    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    add_device(p)
 
 
 def run(args: argparse.Namespace) -> None:
     from unite.artifacts import checkpoint_meta, read_sample_file, write_sample_file
-    from unite.checkpoint import default_device, load_for_inference
+    from unite.checkpoint import load_for_inference, resolve_device
 
     if args.batch_size is not None and args.batch_size <= 0:
         raise UserError(f"--batch-size must be > 0, got {args.batch_size}")
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> None:
     if "latents" not in arrays:
         raise UserError(f"{args.samples} holds no latents: sample with `unite sample "
                         "--save-latents`")
-    device = args.device or default_device()
+    device = resolve_device(args.device)
     model, cfg, ckpt_meta, use_ema = load_for_inference(args.ckpt, args.no_ema, device)
     digest = ge_digest(model)
     if meta.get("ge_digest") != digest:

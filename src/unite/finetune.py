@@ -67,6 +67,7 @@ from unite.adversarial import (
     generator_loss,
     last_layer,
 )
+from unite.cliargs import add_device, add_set
 
 NOT_APPLICABLE = "not applicable"
 NOT_APPLICABLE_REASON = ("the paper fine-tunes only the image decoder (App. A); molecule and "
@@ -544,9 +545,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: <out without suffix>_run)")
     parser.add_argument("--config", help="config with the 'finetune' section to use (default: "
                         "the checkpoint's own config); its model must be the checkpoint's")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. finetune.steps=200 (repeatable)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    add_set(parser, "finetune.steps=200")
+    add_device(parser)
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for torch (0 = torch's default)")

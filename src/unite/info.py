@@ -31,6 +31,7 @@ import torch
 
 from unite import config as config_mod
 from unite import kinds
+from unite.cliargs import add_set
 from unite.modality import is_image
 from unite.models import build_model
 from unite.models.checkpointing import plan_for
@@ -167,8 +168,7 @@ def describe(cfg) -> dict:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--config", default=None, help="experiment YAML (default: digits)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (repeatable)")
+    add_set(parser)
 
 
 def run(args) -> None:

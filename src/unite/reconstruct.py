@@ -17,6 +17,7 @@ import json
 import numpy as np
 import torch
 
+from unite.cliargs import add_device
 from unite.errors import UserError
 
 
@@ -76,14 +77,14 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default=None, help="override the checkpoint's data.root")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
-    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    add_device(p)
 
 
 def run(args) -> None:
     from torch.utils.data import Subset
 
     from unite.artifacts import checkpoint_meta, write_sample_file
-    from unite.checkpoint import default_device, load_for_inference
+    from unite.checkpoint import load_for_inference, resolve_device
     from unite.data import build_dataset
     from unite.modality import is_image
 
@@ -91,7 +92,7 @@ def run(args) -> None:
         raise UserError(f"--limit must be > 0, got {args.limit}")
     if args.batch_size <= 0:
         raise UserError(f"--batch-size must be > 0, got {args.batch_size}")
-    device = args.device or default_device()
+    device = resolve_device(args.device)
     model, cfg, ckpt_meta, use_ema = load_for_inference(args.ckpt, args.no_ema, device)
     if args.data_root is not None:
         cfg.data.root = args.data_root

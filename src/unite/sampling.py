@@ -38,7 +38,8 @@ import torch
 
 from unite.acceleration import inference_autocast_for, inference_uses_bf16
 from unite.artifacts import checkpoint_meta, write_sample_file
-from unite.checkpoint import default_device, load_for_inference
+from unite.checkpoint import load_for_inference, resolve_device
+from unite.cliargs import add_device
 from unite.config import Config
 from unite.errors import UserError
 from unite.flow import shift_time, velocity
@@ -277,7 +278,7 @@ def add_arguments(p) -> None:
     p.add_argument("--grid", default=None, help="also write a PNG grid (rows = classes)")
     p.add_argument("--batch-size", type=int, default=None, help="default: sample.batch_size")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
-    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    add_device(p)
     p.add_argument("--save-latents", action="store_true",
                    help="also store the final latents (float32), so that `unite decode` can "
                    "decode the same samples with another checkpoint's decoder")
@@ -296,7 +297,7 @@ def run(args) -> None:
         _positive("--" + name.replace("_", "-"), getattr(args, name))
     if args.cfg_from and args.cfg is not None:  # before loading the model: fail fast
         raise UserError("give --cfg or --cfg-from, not both")
-    device = args.device or default_device()
+    device = resolve_device(args.device)
     model, cfg, ckpt_meta, use_ema = load_for_inference(args.ckpt, args.no_ema, device)
     if args.atol is not None:
         cfg.sample.atol = args.atol

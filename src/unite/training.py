@@ -45,6 +45,7 @@ from unite import acceleration, checkpoint, distributed
 from unite import config as config_mod
 from unite.acceleration import autocast_for
 from unite.atomic import ENVIRONMENT_ERRNOS, check_writable, clean_stale_temps, environment_error
+from unite.cliargs import add_device, add_set
 from unite.config import Config
 from unite.data import train_and_val
 from unite.errors import UserError
@@ -377,9 +378,8 @@ def add_arguments(parser) -> None:
                         help=f"experiment YAML (default: the embedded digits config {DEFAULT_CONFIG.name})")
     parser.add_argument("--out", required=True, help="run folder (resumes if it has checkpoints/last.pt)")
     parser.set_defaults(_out_is_folder=True)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set train.lr=3e-4 (repeatable)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    add_set(parser)
+    add_device(parser)
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for torch (0 = torch's default); on a shared machine 1 "

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from unite.cliargs import add_device
 from unite.errors import UserError
 
 DEFAULT_TRAJECTORY_T = [0.1, 0.3, 0.5, 0.7, 0.9]
@@ -30,8 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--split", default="val", choices=("train", "val", "test"))
             p.add_argument("--limit", type=int, default=64, help="number of inputs (default 64)")
             p.add_argument("--batch-size", type=int, default=16)
-            p.add_argument("--device", default="auto",
-                           help="auto (cuda when available, else cpu) | cpu | cuda[:i]")
+            add_device(p)
 
     p = sub.add_parser("alignment", help="CKA/CKNNA/cosine between tokenization and denoising "
                        "activations, per layer (Fig. 6)")

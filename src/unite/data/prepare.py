@@ -14,14 +14,14 @@ import json
 
 from unite import config as config_mod
 from unite import kinds
+from unite.cliargs import add_set
 from unite.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="experiment YAML (data section is used)")
     parser.add_argument("--out", required=True, help="output file (e.g. data/qm9.npz)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. data.root=data/perov_5")
+    add_set(parser, "data.root=data/perov_5")
 
 
 def prepare(cfg, out_path) -> dict:

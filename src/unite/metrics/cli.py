@@ -19,6 +19,7 @@ from pathlib import Path
 
 from unite import kinds
 from unite.artifacts import write_result
+from unite.cliargs import add_device, add_set
 from unite.errors import UserError
 
 DELEGATED = {
@@ -40,7 +41,7 @@ def _features(p: argparse.ArgumentParser, default_help: str) -> None:
 
 def _runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="feature-extraction batch size")
-    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    add_device(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -82,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("ref-stats", help="reference feature statistics of a split (cached)")
     p.add_argument("--config", default=None, help="experiment YAML (default: the digits default)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_set(p, "data.root=results/data/digits.npz")
     p.add_argument("--out", required=True, help="output .npz")
     _features(p, "default: digits for the digits dataset, else inception")
     p.add_argument("--fid-layer", default=None,
@@ -109,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("digits-classifier", help="train the digits feature network (cached)")
     p.add_argument("--config", default=None, help="digits YAML (default: the built-in defaults)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_set(p, "data.root=results/data/digits.npz")
     p.add_argument("--out", required=True, help="output classifier file (.pt)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
@@ -270,12 +271,12 @@ def run_digits_classifier(args) -> None:
 def _model_and_metric_fn(args):
     """Checkpoint, reference and the metric function of cfg-sweep."""
     from unite.artifacts import checkpoint_meta
-    from unite.checkpoint import default_device, load_for_inference
+    from unite.checkpoint import load_for_inference, resolve_device
     from unite.metrics import images as im
     from unite.metrics import reference as rs
 
     stats, ref_meta, spec = _ref(args)
-    device = args.device or default_device()
+    device = resolve_device(args.device)
     model, cfg, ckpt_meta, use_ema = load_for_inference(args.ckpt, args.no_ema, device)
     size = ref_meta.get("image_size")
     if size and cfg.data.image_size != size:

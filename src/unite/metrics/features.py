@@ -151,9 +151,10 @@ def extract_features(
     (``layers``: default the FID and IS layers of ``spec``)."""
     from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-    from unite.checkpoint import default_device
+    from unite.checkpoint import resolve_device
 
-    cuda = (device or default_device()) == "cuda"
+    # torch-fidelity takes a cuda flag; "cuda:1" counts as cuda (the current device)
+    cuda = str(resolve_device(device)).startswith("cuda")
     extractor = create_feature_extractor(
         spec.extractor,
         layers or spec.layers,

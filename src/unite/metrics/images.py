@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unite.checkpoint import default_device
+from unite.checkpoint import resolve_device
 from unite.errors import UserError
 from unite.metrics.features import DIGITS, INCEPTION, FeatureSpec, extract_features
 from unite.metrics.image_sets import UInt8Images
@@ -157,7 +157,7 @@ def lpips_distance(
     import lpips
     from tqdm import tqdm
 
-    device = device or default_device()
+    device = resolve_device(device)
     net = lpips.LPIPS(net="vgg", pnet_rand=random_backbone, verbose=False).to(device).eval()
     total, n = 0.0, len(originals)
     with torch.no_grad():
