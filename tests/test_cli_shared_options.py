@@ -42,7 +42,6 @@ def test_every_set_option_collects_repeated_overrides():
         if _option(parser, "--set") is None:
             continue
         found += 1
-        # parse only the option itself: the other required options are not the point here
         opt = _option(parser, "--set")
         assert opt.default == [] and isinstance(opt, argparse._AppendAction), path
     assert found >= 5

@@ -208,6 +208,7 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
     from unite.modality import to_device
     from unite.models import build_model
     from unite.models.unite_model import UNITE
+    from unite.objective import add_recon_noise
     from unite.optim import EMA, WarmupCosine, build_optimizers, optimizer_step
     from unite.resume import (
         StopFlag,
@@ -310,7 +311,8 @@ def _finetune(cfg, ckpt_path, source, out_path, run, env, progress, datasets, af
     autocast = autocast_for(cfg, dev)
     g_params = list(model.decoder.parameters())
     gan = _GanParts(model, disc, disc_params, g_wrapped, d_wrapped, recon_loss,
-                    last_layer(model.decoder), autocast)
+                    last_layer(model.decoder), autocast,
+                    add_recon_noise if ft.recon_noise else None)
 
     def save(at_step: int) -> None:
         rngs = distributed.gather_objects(env, rng_state(dev))
@@ -472,18 +474,17 @@ class _GanParts:
     recon_loss: nn.Module
     head_weight: torch.Tensor
     autocast: object
+    recon_noise: object  # objective.add_recon_noise with finetune.recon_noise, else None
 
 
 def _micro_step(gan: _GanParts, cfg, x: torch.Tensor, update_g: bool, add) -> None:
     """One micro-batch: the decoder's backward (recon + weighted adversarial loss) once the
     discriminator warm-up is over, then the discriminator's on real vs detached
     reconstructions; ``add(key, value)`` collects the logged values."""
-    from unite.objective import add_recon_noise
-
     ft, autocast = cfg.finetune, gan.autocast
     with torch.no_grad(), autocast():
         z0 = gan.model.encode(x)
-    z_in = add_recon_noise(z0, cfg) if ft.recon_noise else z0
+    z_in = gan.recon_noise(z0, cfg) if gan.recon_noise is not None else z0
     if update_g:
         for p in gan.disc_params:
             p.requires_grad_(False)
