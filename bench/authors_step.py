@@ -25,18 +25,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from train_step import pooled_summary, step_summary  # bench/ is on sys.path as the script's folder
+
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 AUTHORS_COMMIT = "2389f2c"
 FLOW_DRAWS = 3
-KEYS = ("forward_s", "backward_s", "optimizer_s", "cpu_s_per_step")
 
 
 def _offline_lpips(lpips_module) -> None:
@@ -116,7 +115,7 @@ def worker(args) -> dict:
         "fused_adamw": any(g.get("fused") for g in optimizer.param_groups),
         "trainable_params": sum(p.numel() for p in params),
     }
-    out.update(_summary(steps))
+    out.update(step_summary(steps))
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
@@ -127,17 +126,6 @@ def worker(args) -> dict:
             {"op": e.key, "self_s": round(e.self_cpu_time_total / 1e6, 3), "calls": e.count}
             for e in events[: args.profile]]
     return out
-
-
-def _summary(steps: list[dict]) -> dict:
-    total = [s["total"] for s in steps]
-    return {
-        "step_times": [round(v, 4) for v in total],
-        "s_per_step": statistics.median(total),
-        **{f"{k}_s": statistics.median(s[k] for s in steps) for k in ("forward", "backward", "optimizer")},
-        "cpu_s_per_step": statistics.median(s["cpu"] for s in steps),
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-    }
 
 
 def _run(cmd: list[str], env: dict) -> dict:
@@ -174,13 +162,7 @@ def drive(args) -> None:
         print(json.dumps({"bench": "authors_step", "measured": False}), flush=True)
         return
 
-    def pooled(rs):
-        times = [t for r in rs for t in r["step_times"]]
-        return {"s_per_step": statistics.median(times), "steps": len(times),
-                **{k: statistics.median(r[k] for r in rs) for k in KEYS},
-                "peak_rss_gib": max(r["peak_rss_gib"] for r in rs)}
-
-    theirs, ours = pooled(runs["authors"]), pooled(runs["ours"])
+    theirs, ours = pooled_summary(runs["authors"]), pooled_summary(runs["ours"])
     print(json.dumps({
         "bench": "authors_step", "threads": args.threads, "authors": theirs, "ours": ours,
         "ratio_authors_over_ours": theirs["s_per_step"] / ours["s_per_step"],

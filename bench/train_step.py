@@ -72,6 +72,34 @@ def peak_tflops(name: str) -> float | None:
     return None
 
 
+def step_summary(steps: list[dict]) -> dict:
+    """One process's timed steps (``forward``/``backward``/``optimizer``/``total``/``cpu``
+    seconds each) -> medians, the step times and the process's peak RSS."""
+    total = [st["total"] for st in steps]
+    return {
+        "step_times": [round(v, 4) for v in total],
+        "s_per_step": statistics.median(total),
+        "mean_s_per_step": statistics.fmean(total),
+        **{f"{k}_s": statistics.median(st[k] for st in steps)
+           for k in ("forward", "backward", "optimizer")},
+        "cpu_s_per_step": statistics.median(st["cpu"] for st in steps),
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def pooled_summary(runs: list[dict]) -> dict:
+    """Several processes' results of one code -> the median over all their steps (the
+    phases: the median of the per-process medians) and the largest peak RSS."""
+    times = [t for r in runs for t in r["step_times"]]
+    return {
+        "s_per_step": statistics.median(times),
+        **{k: statistics.median(r[k] for r in runs)
+           for k in ("forward_s", "backward_s", "optimizer_s", "cpu_s_per_step")},
+        "peak_rss_gib": max(r["peak_rss_gib"] for r in runs),
+        "steps": len(times),
+    }
+
+
 def worker(args) -> dict:
     import torch
 
@@ -178,14 +206,8 @@ def worker(args) -> dict:
         "precision": "bf16" if cfg.train.precision == "bf16" or (
             cfg.train.precision == "auto" and device.type == "cuda") else "fp32",
         "timed_steps": len(steps),
-        "step_times": [round(v, 4) for v in total],
-        "s_per_step": statistics.median(total),
-        "mean_s_per_step": statistics.fmean(total),
-        **{f"{k}_s": statistics.median(st[k] for st in steps)
-           for k in ("forward", "backward", "optimizer")},
-        "cpu_s_per_step": statistics.median(st["cpu"] for st in steps),
+        **step_summary(steps),
         "samples_per_s": batch / statistics.median(total),
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
     if profile:
         out["profile_top_ops"] = profile
@@ -269,17 +291,7 @@ def compare(args) -> None:
             print(json.dumps({"bench": "compare", "row": row, "measured": False}), flush=True)
             return
 
-        def summary(rs):
-            times = [t for r in rs for t in r["step_times"]]
-            return {
-                "s_per_step": statistics.median(times),
-                **{k: statistics.median(r[k] for r in rs)
-                   for k in ("forward_s", "backward_s", "optimizer_s", "cpu_s_per_step")},
-                "peak_rss_gib": max(r["peak_rss_gib"] for r in rs),
-                "steps": len(times),
-            }
-
-        a, b = summary(runs["a"]), summary(runs["b"])
+        a, b = pooled_summary(runs["a"]), pooled_summary(runs["b"])
         paired = [ra["s_per_step"] / rb["s_per_step"] for ra, rb in zip(runs["a"], runs["b"])]
         print(json.dumps({
             "bench": "compare", "row": row, "threads": args.threads,
