@@ -560,20 +560,16 @@ def write_report(report: Report, tables: str | Path, figure: str | Path) -> list
     """The three tables and the figure as one unit (``atomic.file_set``): all or none."""
     tables = Path(tables)
     with file_set():
-        _write_report_files(report, tables, Path(figure))
+        with atomic_write(tables / "claims.md", "w") as fh:
+            fh.write(to_markdown(report))
+        with atomic_write(tables / "claims.csv", "w") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(csv_rows(report))
+        with atomic_write(tables / "claims.tex", "w") as fh:
+            fh.write(to_latex(report))
+        draw_figure(report, Path(figure))
     return [tables / f"claims.{fmt}" for fmt in FORMATS] + [Path(figure)]
-
-
-def _write_report_files(report: Report, tables: Path, figure: Path) -> None:
-    with atomic_write(tables / "claims.md", "w") as fh:
-        fh.write(to_markdown(report))
-    with atomic_write(tables / "claims.csv", "w") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(csv_rows(report))
-    with atomic_write(tables / "claims.tex", "w") as fh:
-        fh.write(to_latex(report))
-    draw_figure(report, figure)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
